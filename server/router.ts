@@ -195,7 +195,10 @@ function headResponse(response: Response): Response {
  * (`/files/*`, which matches `/files/` and anything below it, stored as `params["*"]`). At every segment a
  * static match beats a constrained param, which beats a plain param, which beats a wildcard; the router
  * backtracks when a more specific branch leads nowhere. Params are percent-decoded once; a malformed
- * escape, invalid UTF-8 or NUL in a param is a 400.
+ * escape, invalid UTF-8 or NUL in a param is a 400. Static segments match the path exactly as the URL
+ * parser leaves it: `/%61bout` is not `/about`. RFC 3986 §6.2.2 calls them equivalent, but middleware that
+ * checks `ctx.url.pathname` sees the encoded form, and a router more lenient than that check would let
+ * `/%61dmin` past a guard on `/admin`.
  *
  * A path with no route is a 404; a path with routes for other methods only is a 405 with `Allow`; HEAD
  * is served by the GET route with the body dropped; OPTIONS without its own route is a 204 with `Allow`.

@@ -224,6 +224,12 @@ const CASES: Case[] = [
     why: "trailing slash",
   },
   { method: "GET", path: "/trailing", status: 404, why: "without the slash" },
+  {
+    method: "GET",
+    path: "/%61bout",
+    status: 404,
+    why: "an encoded static segment is not decoded (so path guards in middleware cannot be bypassed)",
+  },
   { method: "POST", path: "/posts", status: 200, pattern: "/posts", params: {}, why: "POST route" },
   { method: "GET", path: "/posts", status: 200, pattern: "/posts", params: {}, why: "GET on the same path" },
   {
