@@ -3,6 +3,7 @@
 // client that stopped sending.
 import { HttpError } from "./errors.ts";
 import {
+  bodyReadError,
   isValidBoundary,
   MULTIPART_DEFAULTS,
   type MultipartOptions,
@@ -46,7 +47,8 @@ export const URLENCODED_DEFAULTS = {
  * @param stream The body, e.g. `request.body`.
  * @param timeoutMs The longest wait for one chunk, in milliseconds.
  * @returns An async iterable of the chunks.
- * @throws {HttpError} 408 when the wait for a chunk exceeds `timeoutMs`.
+ * @throws {HttpError} 408 when the wait for a chunk exceeds `timeoutMs`; when the stream fails, 400 (or
+ *   the 4xx status the failure carries, such as the engine's 413).
  *
  * @example
  * ```ts
@@ -74,6 +76,8 @@ export async function* readChunks(
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
         result = await Promise.race([reader.read(), timeout]);
+      } catch (err) {
+        throw bodyReadError(err);
       } finally {
         clearTimeout(timer);
       }

@@ -80,6 +80,27 @@ export function isValidBoundary(boundary: string): boolean {
   return BOUNDARY_RE.test(boundary);
 }
 
+/**
+ * The error to throw when reading a request body fails: an `HttpError` passes through; an error carrying
+ * a 4xx `status` (the engine's `ProtocolError`, say a 413 for a body over the server's limit) keeps it;
+ * anything else (the client went away mid-body) becomes a 400. The original is kept as `cause`.
+ *
+ * @param err What the body stream threw.
+ * @returns The `HttpError` to throw.
+ *
+ * @example
+ * ```ts
+ * import { bodyReadError } from "./multipart.ts";
+ * console.log(bodyReadError(new Deno.errors.ConnectionReset("gone")).status); // 400
+ * ```
+ */
+export function bodyReadError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  const status = (err as { status?: unknown } | null)?.status;
+  const code = typeof status === "number" && status >= 400 && status < 500 ? status : 400;
+  return new HttpError(code, "The request body could not be read", { cause: err });
+}
+
 /** A header value split into its leading token and its parameters (RFC 9110 §5.6.6). */
 export interface HeaderValue {
   /** The part before the first `;`, trimmed and lower-cased. */
@@ -360,7 +381,7 @@ export async function parseMultipart(
       if (part.size > limits.maxFieldBytes) {
         throw new HttpError(413, `Field "${part.name}" exceeds ${limits.maxFieldBytes} bytes`);
       }
-      part.chunks.push(bytes);
+      part.chunks.push(bytes.slice()); // a copy: a view would pin the whole network chunk
     }
   };
 
@@ -416,6 +437,27 @@ export async function parseMultipart(
         path,
       },
     };
+  };
+
+  // Between data chunks only a short carry (under one delimiter) is held. Rather than copying each chunk
+  // onto it (a copy and an allocation per chunk, hundreds of MiB of garbage on a big upload), look for a
+  // delimiter that starts in the carry using the carry and the chunk's first bytes, then go on in the
+  // chunk itself. Called with buf.length <= keep and chunk.length >= keep.
+  const bridge = async (chunk: Uint8Array): Promise<void> => {
+    const carry = buf.length;
+    const at = carry === 0 ? -1 : indexOf(concat(buf, chunk.subarray(0, keep)), delimiter, 0);
+    if (at >= 0) {
+      // It starts in the carry (a delimiter is longer than the chunk bytes appended to it).
+      if (state === State.Body) {
+        await emit(buf.subarray(0, at));
+        await finishPart();
+      }
+      buf = chunk.subarray(at + delimiter.bytes.length - carry);
+      state = State.AfterDelimiter;
+    } else {
+      if (state === State.Body) await emit(buf);
+      buf = chunk;
+    }
   };
 
   // Runs the state machine over `buf` until it needs more bytes.
@@ -490,15 +532,18 @@ export async function parseMultipart(
         try {
           chunk = await reader.next();
         } catch (err) {
-          if (err instanceof HttpError) throw err;
-          throw new HttpError(400, "The request body could not be read", { cause: err });
+          throw bodyReadError(err);
         }
         if (chunk.done) break;
         total += chunk.value.length;
         if (total > limits.maxTotalBytes) {
           throw new HttpError(413, `Multipart body exceeds ${limits.maxTotalBytes} bytes`);
         }
-        buf = concat(buf, chunk.value);
+        if ((state === State.Body || state === State.Preamble) && chunk.value.length >= keep) {
+          await bridge(chunk.value);
+        } else {
+          buf = concat(buf, chunk.value);
+        }
         await step();
       }
     } catch (err) {

@@ -185,3 +185,24 @@ Deno.test("readChunks() restarts its timer with each chunk, so a slow steady bod
   for await (const chunk of readChunks(stream, 100)) got.push(...chunk);
   assert.deepEqual(got, [1, 2, 3, 4, 5]);
 });
+
+Deno.test("parseUrlEncoded() answers 400 when the client aborts mid-body, and the engine's status when it has one", async () => {
+  for (
+    const [error, status] of [[new Deno.errors.ConnectionReset("gone"), 400], [
+      Object.assign(new Error("too big"), { status: 413 }),
+      413,
+    ]] as const
+  ) {
+    let step = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (step++ === 0) controller.enqueue(new TextEncoder().encode("a=1&b="));
+        else controller.error(error);
+      },
+    }, { highWaterMark: 0 });
+    await assert.rejects(
+      parseUrlEncoded(formRequest(stream)),
+      (err: unknown) => err instanceof HttpError && err.status === status && err.cause === error,
+    );
+  }
+});

@@ -500,3 +500,28 @@ Deno.test("decodeExtValue() and sanitizeFilename() handle the edge cases", () =>
   assert.equal(sanitizeFilename("nul\x00byte.txt"), "nulbyte.txt");
   assert.equal(sanitizeFilename("trailing/"), "");
 });
+
+Deno.test("readMultipart() keeps the 413 of an engine error that stops the body, and removes partial files", async () => {
+  await withUploadDir(async (dir) => {
+    // What Pier's engine does when a body crosses its maxBodyBytes: the stream errors with a 413.
+    const engineError = Object.assign(new Error("body exceeds the limit"), { status: 413 });
+    let step = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (step++ === 0) {
+          controller.enqueue(enc.encode(`--${BOUNDARY}\r\n${file("a")}\r\n\r\n${"x".repeat(5000)}`));
+        } else controller.error(engineError);
+      },
+    }, { highWaterMark: 0 });
+    const req = new Request("http://localhost/", {
+      method: "POST",
+      headers: { "content-type": `multipart/form-data; boundary=${BOUNDARY}` },
+      body: stream,
+    });
+    await assert.rejects(
+      readMultipart(req, { uploadDir: dir }),
+      (err: unknown) => err instanceof HttpError && err.status === 413 && err.cause === engineError,
+    );
+    assert.deepEqual(await listDir(dir), []);
+  });
+});
