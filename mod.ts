@@ -49,3 +49,38 @@ export {
   securityHeaders,
   type SecurityHeadersOptions,
 } from "./server/security.ts";
+
+// Framework: bodies, multipart, sessions
+export {
+  DEFAULT_BODY_TIMEOUT_MS,
+  parseUrlEncoded,
+  readChunks,
+  readMultipart,
+  type ReadMultipartOptions,
+  URLENCODED_DEFAULTS,
+  type UrlEncodedLimits,
+} from "./server/body.ts";
+export {
+  isValidBoundary,
+  MULTIPART_DEFAULTS,
+  type MultipartOptions,
+  type MultipartResult,
+  parseMultipart,
+  sanitizeFilename,
+  type UploadedFile,
+} from "./server/multipart.ts";
+export {
+  DEFAULT_ABSOLUTE_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_SESSION_COOKIE,
+  DEFAULT_SESSION_DB_PATH,
+  DEFAULT_TOUCH_INTERVAL_MS,
+  MemorySessionStore,
+  Session,
+  type SessionData,
+  type SessionOptions,
+  sessions,
+  type SessionStore,
+  SqliteSessionStore,
+  type StoredSession,
+} from "./server/session.ts";
