@@ -165,7 +165,7 @@ Deno.test("parseMultipart() finds a boundary split across chunks in a large file
 });
 
 /** A body of the given parts; each is [headers, content]. */
-function body(parts: Array<[string, string | Uint8Array]>, boundary = BOUNDARY): Uint8Array {
+function body(parts: Array<[string, string | Uint8Array]>, boundary = BOUNDARY): Uint8Array<ArrayBuffer> {
   const out: Uint8Array[] = [];
   for (const [headers, content] of parts) {
     out.push(enc.encode(`--${boundary}\r\n${headers}\r\n\r\n`));
@@ -404,7 +404,7 @@ Deno.test("readMultipart() refuses a declared Content-Length over maxTotalBytes 
   });
 });
 
-Deno.test("readMultipart() reads what FormData produces, quoted boundary and all", async () => {
+Deno.test("readMultipart() reads what FormData produces", async () => {
   await withUploadDir(async (dir) => {
     const form = new FormData();
     form.append("title", "Holiday ☀");
@@ -523,5 +523,19 @@ Deno.test("readMultipart() keeps the 413 of an engine error that stops the body,
       (err: unknown) => err instanceof HttpError && err.status === 413 && err.cause === engineError,
     );
     assert.deepEqual(await listDir(dir), []);
+  });
+});
+
+Deno.test("readMultipart() accepts a quoted boundary with characters a token cannot hold", async () => {
+  await withUploadDir(async (dir) => {
+    const boundary = "with space:and=equals";
+    const req = new Request("http://localhost/", {
+      method: "POST",
+      headers: { "content-type": `multipart/form-data; charset=utf-8; boundary="${boundary}"` },
+      body: body([[field("x"), "1"], [file("f", "a.txt"), "abc"]], boundary),
+    });
+    const { fields, files } = await readMultipart(req, { uploadDir: dir });
+    assert.equal(fields.get("x"), "1");
+    assert.equal(files[0].size, 3);
   });
 });
