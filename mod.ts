@@ -16,6 +16,23 @@
 
 export type { Handler, ServeHandlerInfo } from "./server/types.ts";
 
+// The HTTP/1.1 engine
+export { type PierServer, serve, SERVE_DEFAULTS, type ServeOptions } from "./server/serve.ts";
+export {
+  type BodyFraming,
+  DEFAULT_PARSER_LIMITS,
+  NEED_DATA,
+  type ParserEvent,
+  type ParserLimits,
+  type ParserState,
+  PAUSED,
+  ProtocolError,
+  type RequestHead,
+  RequestParser,
+  STATES,
+  type TargetForm,
+} from "./server/http1.ts";
+
 // Framework: router, errors, cookies, templates, security
 export type { Context, Middleware, RouteHandler } from "./server/context.ts";
 export {

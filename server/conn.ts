@@ -1,0 +1,753 @@
+// One connection's life: read into the parser, hand each request to the handler, write the answers in
+// order, and decide in one place whether the connection is reused. It owns timeouts' effects, backpressure
+// and the 100-continue decision; it must never let handler errors or client input crash the server.
+import { NEED_DATA, PAUSED, ProtocolError, type RequestHead, RequestParser } from "./http1.ts";
+import { makeRequest, markBodyUsed, staticBody } from "./_fast.ts";
+import type { Handler, ServeHandlerInfo } from "./types.ts";
+
+/** What a connection needs from its server: settings, the clock, the log and the shutdown flag. */
+export interface ConnectionHost {
+  readonly handler: Handler;
+  readonly parserLimits: ConstructorParameters<typeof RequestParser>[0];
+  readonly scheme: "http" | "https";
+  /** host:port of the listener, for HTTP/1.0 requests without Host. */
+  readonly defaultHost: string;
+  readonly headerTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly writeTimeoutMs: number;
+  readonly maxDrainBytes: number;
+  readonly methods: ReadonlySet<string>;
+  /** The coarse clock (ms), advanced by the server's timer. */
+  now: number;
+  /** The current `date:` header line, with its CRLF. */
+  dateLine: string;
+  /** True once shutdown began: every response then closes its connection. */
+  closing: boolean;
+  onHandlerError(error: unknown, request: Request): Response | Promise<Response>;
+  log(message: string, error?: unknown): void;
+  release(conn: Connection): void;
+}
+
+/** Timer kinds; the server's sweeper compares `deadline` with its clock and calls `timeout()`. */
+export const Deadline = { None: 0, Idle: 1, Head: 2, Body: 3, Write: 4 } as const;
+/** One of the {@link Deadline} kinds. */
+export type Deadline = typeof Deadline[keyof typeof Deadline];
+
+const encoder = new TextEncoder();
+
+/** Reason phrases for the statuses we send (RFC 9110 §15); others get an empty phrase, which is valid. */
+const REASONS: Record<number, string> = {
+  100: "Continue",
+  101: "Switching Protocols",
+  200: "OK",
+  201: "Created",
+  202: "Accepted",
+  203: "Non-Authoritative Information",
+  204: "No Content",
+  205: "Reset Content",
+  206: "Partial Content",
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
+  304: "Not Modified",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  406: "Not Acceptable",
+  408: "Request Timeout",
+  409: "Conflict",
+  410: "Gone",
+  411: "Length Required",
+  412: "Precondition Failed",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
+  417: "Expectation Failed",
+  421: "Misdirected Request",
+  422: "Unprocessable Content",
+  425: "Too Early",
+  426: "Upgrade Required",
+  428: "Precondition Required",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
+};
+const STATUS_LINES: string[] = [];
+for (const [code, reason] of Object.entries(REASONS)) STATUS_LINES[+code] = `HTTP/1.1 ${code} ${reason}\r\n`;
+function statusLine(status: number): string {
+  return STATUS_LINES[status] ?? `HTTP/1.1 ${status} \r\n`;
+}
+
+/** Out buffer size: a typical page and its head go out in one write; larger bodies are written directly. */
+const OUT_BUFFER = 16 * 1024;
+/** Where short string bodies are encoded before being queued: one buffer for all connections. */
+const SCRATCH = new Uint8Array(OUT_BUFFER);
+/** Queued pipelined answers are flushed once this much is waiting, so a deep pipeline cannot grow memory. */
+const FLUSH_AT = 64 * 1024;
+/** Most bytes read from a streamed response body before they are written: bounds memory per connection. */
+const MAX_STREAM_CHUNK = 64 * 1024;
+
+/** Errors that mean the peer went away: routine, never logged as failures. */
+function isDisconnect(e: unknown): boolean {
+  return e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.ConnectionReset ||
+    e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.BadResource ||
+    e instanceof Deno.errors.Interrupted || e instanceof Deno.errors.NotConnected ||
+    e instanceof Deno.errors.UnexpectedEof || (e instanceof Error && e.name === "ClientGone");
+}
+
+class ClientGone extends Error {
+  constructor() {
+    super("client disconnected");
+    this.name = "ClientGone";
+  }
+}
+
+/** A protocol failure while the handler reads the body: the connection answers with its status and closes. */
+class BodyError extends ProtocolError {}
+
+/** The `info` a handler receives; `completed` is made only if asked for. */
+class Info implements ServeHandlerInfo {
+  readonly remoteAddr: Deno.NetAddr;
+  #completed: Promise<void> | undefined;
+  #resolve: (() => void) | undefined;
+  #done = false;
+  constructor(remoteAddr: Deno.NetAddr) {
+    this.remoteAddr = remoteAddr;
+  }
+  get completed(): Promise<void> {
+    if (this.#completed === undefined) {
+      if (this.#done) this.#completed = Promise.resolve();
+      else this.#completed = new Promise((r) => this.#resolve = r);
+    }
+    return this.#completed;
+  }
+  finish(): void {
+    this.#done = true;
+    this.#resolve?.();
+  }
+}
+
+/**
+ * One HTTP/1.1 connection. `run()` serves requests until the connection should close, then closes it.
+ *
+ * @example
+ * ```ts ignore
+ * const c = new Connection(tcpConn, host);
+ * await c.run();
+ * ```
+ */
+export class Connection {
+  readonly conn: Deno.Conn;
+  readonly #host: ConnectionHost;
+  readonly #parser: RequestParser;
+  readonly #remoteAddr: Deno.NetAddr;
+  /** When the current timer fires, on the host's coarse clock; 0 for none. */
+  deadline = 0;
+  deadlineKind: Deadline = Deadline.None;
+  /** Idle between requests (no partial head): shutdown may close it at once. */
+  idle = true;
+  #closed = false;
+  #headDeadline = 0;
+  #out: Uint8Array | null = null;
+  #outLen = 0;
+  #pendingInfos: Info[] = [];
+  // The request in flight.
+  #closeAfter = false;
+  #continueState: 0 | 1 | 2 = 0; // 0: not expected, 1: expected, not sent, 2: sent
+  #bodyDetached = false;
+  #bodyError: ProtocolError | null = null;
+  #cancelCallbacks: (() => void)[] = [];
+  readonly #onCancel = (cb: () => void): void => {
+    this.#cancelCallbacks.push(cb);
+  };
+
+  /**
+   * @param conn The accepted connection.
+   * @param host The server it belongs to.
+   */
+  constructor(conn: Deno.Conn, host: ConnectionHost) {
+    this.conn = conn;
+    this.#host = host;
+    this.#parser = new RequestParser(host.parserLimits);
+    this.#remoteAddr = conn.remoteAddr as Deno.NetAddr;
+  }
+
+  /** Serve until done; never throws. */
+  async run(): Promise<void> {
+    try {
+      await this.#loop();
+    } catch (e) {
+      if (!isDisconnect(e)) this.#host.log("connection failed", e);
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Close now (idempotent). Aborts the signal of a request in flight. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.deadline = 0;
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+    for (const cb of this.#cancelCallbacks.splice(0)) {
+      try {
+        cb();
+      } catch { /* a signal listener's failure is not ours */ }
+    }
+    this.#finishInfos();
+    this.#host.release(this);
+  }
+
+  /** Called by the server's sweeper when `deadline` has passed. */
+  timeout(): void {
+    const kind = this.deadlineKind;
+    this.deadline = 0;
+    if (kind === Deadline.Head && !this.#closed) {
+      // RFC 9110 §15.5.9: 408 tells the client we gave up on its request; then close.
+      const msg = encoder.encode(
+        `${statusLine(408)}connection: close\r\ncontent-length: 0\r\n${this.#host.dateLine}\r\n`,
+      );
+      this.conn.write(msg).catch(() => {}).finally(() => this.close());
+      return;
+    }
+    this.close();
+  }
+
+  #setDeadline(kind: Deadline, ms: number): void {
+    this.deadlineKind = kind;
+    this.deadline = ms > 0 ? this.#host.now + ms : 0;
+  }
+
+  /** Read more bytes into the parser. False on EOF or when closed. */
+  async #fill(): Promise<boolean> {
+    if (this.#closed) return false;
+    let n: number | null;
+    try {
+      n = await this.conn.read(this.#parser.writable());
+    } catch (e) {
+      if (isDisconnect(e)) return false;
+      throw e;
+    }
+    if (n === null || n === 0) return false;
+    this.#parser.commit(n);
+    return true;
+  }
+
+  async #loop(): Promise<void> {
+    const p = this.#parser;
+    const host = this.#host;
+    const conn = this.conn;
+    for (;;) {
+      const ev = p.next();
+      if (ev === NEED_DATA) {
+        // Everything parsed so far is answered: send the batch, then wait for more. The write is inlined
+        // (one await, not three) because this is the path every keep-alive request takes.
+        const len = this.#outLen;
+        if (len > 0) {
+          const out = this.#out!;
+          this.#outLen = 0;
+          this.#setDeadline(Deadline.Write, host.writeTimeoutMs);
+          try {
+            const n = await conn.write(len === out.length ? out : out.subarray(0, len));
+            if (n < len) await this.#writeAll(out.subarray(n, len));
+          } catch (e) {
+            if (isDisconnect(e)) return;
+            throw e;
+          }
+          if (out.length > OUT_BUFFER) this.#out = null;
+          this.#finishInfos();
+        }
+        if (p.headStarted) {
+          // Go's ReadHeaderTimeout: the whole head within a bound of its first byte.
+          if (this.#headDeadline === 0) this.#headDeadline = host.now + host.headerTimeoutMs;
+          this.idle = false;
+          this.deadlineKind = Deadline.Head;
+          this.deadline = this.#headDeadline;
+        } else {
+          this.idle = true;
+          if (host.closing) return;
+          this.#setDeadline(Deadline.Idle, host.idleTimeoutMs);
+        }
+        let n: number | null;
+        try {
+          n = await conn.read(p.writable());
+        } catch (e) {
+          if (isDisconnect(e)) return;
+          throw e;
+        }
+        if (n === null || n === 0) return;
+        p.commit(n);
+        continue;
+      }
+      if (ev === PAUSED) return; // not reused: the keep-alive decision said close
+      if (ev.type === "error") {
+        await this.#sendError(ev.error.status, ev.error.message);
+        return;
+      }
+      if (ev.type !== "head") throw new Error(`unexpected parser event ${ev.type} between requests`);
+      this.idle = false;
+      this.#headDeadline = 0;
+      this.deadline = 0;
+      const pending = this.#serve(ev.head);
+      if (pending !== undefined) await pending;
+      if (this.#closed) return;
+      if (this.#closeAfter) {
+        if (this.#outLen > 0) await this.#flush();
+        return;
+      }
+      p.startNextCycle();
+    }
+  }
+
+  /** Answer a protocol error: a short plain-text response, then close (RFC 9112 §2.2). */
+  async #sendError(status: number, reason: string): Promise<void> {
+    if (status >= 500 && status !== 501 && status !== 505) {
+      this.#host.log(`protocol error ${status}: ${reason}`);
+    }
+    const body = `${REASONS[status] ?? "Error"}\n`;
+    this.#appendHead(
+      `${statusLine(status)}content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n` +
+        `connection: close\r\n${this.#host.dateLine}\r\n${body}`,
+    );
+    await this.#flush();
+  }
+
+  /**
+   * Run the handler for one request and queue (or stream) its answer. Returns undefined when everything
+   * happened synchronously, which is the common case for a static answer: no promise, no microtask.
+   */
+  #serve(head: RequestHead): Promise<void> | undefined {
+    const host = this.#host;
+    const hasBody = head.framing.kind !== "none";
+    this.#closeAfter = !head.keepAlive || host.closing;
+    this.#continueState = head.expectContinue ? 1 : 0;
+    this.#bodyDetached = false;
+    this.#bodyError = null;
+
+    // Requests the server answers itself, before any handler.
+    let early = 0;
+    if (!host.methods.has(head.method) || head.method === "CONNECT") early = 501; // RFC 9110 §9.1
+    else if (head.targetForm === "asterisk") early = 204; // OPTIONS *: about the server, nothing to add
+    if (early !== 0) {
+      if (hasBody) this.#closeAfter = true; // never read an unknown method's body
+      this.#appendHead(
+        `${statusLine(early)}${early === 204 ? "" : "content-length: 0\r\n"}${
+          this.#closeAfter ? "connection: close\r\n" : ""
+        }${host.dateLine}\r\n`,
+      );
+      if (!hasBody) this.#parser.next(); // the end of a bodiless message
+      return undefined;
+    }
+
+    // RFC 9112 §3.2.2: with an absolute-form target, Host is ignored and the target is the URL.
+    const url = head.targetForm === "absolute"
+      ? head.target
+      : `${host.scheme}://${head.host !== "" ? head.host : host.defaultHost}${head.target}`;
+    const body = hasBody ? this.#bodyStream() : null;
+    const info = new Info(this.#remoteAddr);
+    let request: Request;
+    try {
+      request = makeRequest(head.method, url, head.headers, body, this.#onCancel);
+    } catch {
+      this.#closeAfter = true;
+      return this.#sendError(400, "request URL rejected");
+    }
+    let result: Response | Promise<Response>;
+    try {
+      result = host.handler(request, info);
+    } catch (e) {
+      return this.#handlerFailed(e, request, head, info);
+    }
+    if (result instanceof Response) return this.#respond(result, head, info);
+    return this.#awaitHandler(result, request, head, info);
+  }
+
+  async #awaitHandler(
+    result: Response | Promise<Response>,
+    request: Request,
+    head: RequestHead,
+    info: Info,
+  ): Promise<void> {
+    let response: Response;
+    try {
+      response = await result;
+      if (!(response instanceof Response)) throw new TypeError("handler did not return a Response");
+    } catch (e) {
+      return this.#handlerFailed(e, request, head, info);
+    }
+    if (this.#closed) return;
+    const pending = this.#respond(response, head, info);
+    if (pending !== undefined) await pending;
+  }
+
+  async #handlerFailed(e: unknown, request: Request, head: RequestHead, info: Info): Promise<void> {
+    if (this.#closed) return;
+    // The handler may have failed on the body: then the protocol error is the answer, and we close.
+    const bodyError = this.#bodyError as ProtocolError | null;
+    if (bodyError !== null) {
+      this.#closeAfter = true;
+      return this.#sendError(bodyError.status, bodyError.message);
+    }
+    let response: Response;
+    try {
+      response = await this.#host.onHandlerError(e, request);
+      if (!(response instanceof Response)) throw new TypeError("onError did not return a Response");
+    } catch (e2) {
+      this.#host.log("error handler failed", e2);
+      response = new Response("Internal Server Error\n", { status: 500 });
+    }
+    if (this.#closed) return;
+    const pending = this.#respond(response, head, info);
+    if (pending !== undefined) await pending;
+  }
+
+  #respond(response: Response, head: RequestHead, info: Info): Promise<void> | undefined {
+    // The keep-alive decision, in one place (RFC 9112 §9.3, §9.6; RFC 9110 §10.1.1). The handler may
+    // add to it with `connection: close`, read in #writeResponse.
+    const p = this.#parser;
+    if (this.#continueState === 1) this.#closeAfter = true; // the client may still send the unread body
+    if (p.state === "BODY" && p.bodyRemaining > this.#host.maxDrainBytes) this.#closeAfter = true;
+    if (p.state === "ERROR") this.#closeAfter = true;
+    this.#pendingInfos.push(info);
+    const pending = this.#writeResponse(response, head);
+    if (pending !== undefined) return pending.then(() => this.#afterResponse());
+    return this.#afterResponse();
+  }
+
+  #afterResponse(): Promise<void> | undefined {
+    this.#cancelCallbacks.length = 0;
+    if (this.#closed || this.#closeAfter) return undefined;
+    const p = this.#parser;
+    if (p.state === "BODY") {
+      // Discard what the handler left of the body, so the next request starts at its first byte.
+      this.#bodyDetached = true;
+      return this.#drain().then((ok) => {
+        if (!ok) this.#closeAfter = true;
+        else if (p.state === "DONE") p.next();
+      });
+    }
+    if (p.state === "DONE") p.next(); // the "end" event, if the handler did not read it
+    return undefined;
+  }
+
+  /** The request body as a stream that reads the socket only when pulled: backpressure and lazy 100. */
+  #bodyStream(): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        if (this.#bodyDetached || this.#closed) {
+          controller.error(new ClientGone());
+          return;
+        }
+        if (this.#continueState === 1) {
+          // RFC 9110 §10.1.1: 100 Continue only once the handler asks for the body.
+          this.#continueState = 2;
+          this.#appendHead("HTTP/1.1 100 Continue\r\n\r\n");
+          await this.#flush();
+        }
+        for (;;) {
+          const ev = this.#parser.next();
+          if (ev === NEED_DATA) {
+            this.#setDeadline(Deadline.Body, this.#host.bodyTimeoutMs);
+            const more = await this.#fill();
+            this.#setDeadline(Deadline.None, 0);
+            if (!more) {
+              controller.error(new ClientGone());
+              return;
+            }
+            continue;
+          }
+          if (ev === PAUSED) {
+            controller.close();
+            return;
+          }
+          if (ev.type === "data") {
+            controller.enqueue(ev.data.slice());
+            return;
+          }
+          if (ev.type === "end") {
+            controller.close();
+            return;
+          }
+          if (ev.type === "error") {
+            this.#bodyError = ev.error;
+            controller.error(new BodyError(ev.error.status, ev.error.message));
+            return;
+          }
+          throw new Error("unexpected head inside a body");
+        }
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  /** Read and discard the rest of a body, up to the drain limit. False if the connection must close. */
+  async #drain(): Promise<boolean> {
+    let budget = this.#host.maxDrainBytes;
+    for (;;) {
+      const ev = this.#parser.next();
+      if (ev === NEED_DATA) {
+        this.#setDeadline(Deadline.Body, this.#host.bodyTimeoutMs);
+        const more = await this.#fill();
+        this.#setDeadline(Deadline.None, 0);
+        if (!more) return false;
+        continue;
+      }
+      if (ev === PAUSED) return true;
+      if (ev.type === "end") return true;
+      if (ev.type === "data") {
+        budget -= ev.data.length;
+        if (budget < 0) return false;
+        continue;
+      }
+      return false;
+    }
+  }
+
+  // --- writing --------------------------------------------------------------------------------------
+
+  #reserve(n: number): Uint8Array {
+    let out = this.#out;
+    if (out === null) out = this.#out = new Uint8Array(Math.max(OUT_BUFFER, n));
+    else if (out.length - this.#outLen < n) {
+      const bigger = new Uint8Array(Math.max(out.length * 2, this.#outLen + n));
+      bigger.set(out.subarray(0, this.#outLen));
+      out = this.#out = bigger;
+    }
+    return out;
+  }
+
+  /**
+   * Queue head text. Field values are ISO-8859-1 byte strings (RFC 9110 §5.5, and Deno's Headers hold
+   * ByteStrings), so each char is one byte; ASCII, the usual case, goes through the native encoder.
+   */
+  #appendHead(s: string): void {
+    const out = this.#reserve(s.length);
+    const at = this.#outLen;
+    const r = encoder.encodeInto(s, at === 0 ? out : out.subarray(at));
+    if (r.read !== s.length || r.written !== s.length) {
+      for (let i = 0; i < s.length; i++) out[at + i] = s.charCodeAt(i);
+    }
+    this.#outLen = at + s.length;
+  }
+
+  /** Queue the first `len` bytes of `b`. */
+  #appendBytes(b: Uint8Array, len: number): void {
+    const out = this.#reserve(len);
+    const at = this.#outLen;
+    if (len <= 64) { for (let i = 0; i < len; i++) out[at + i] = b[i]; }
+    else out.set(len === b.length ? b : b.subarray(0, len), at);
+    this.#outLen = at + len;
+  }
+
+  #finishInfos(): void {
+    const infos = this.#pendingInfos;
+    if (infos.length === 0) return;
+    for (let i = 0; i < infos.length; i++) infos[i].finish();
+    infos.length = 0;
+  }
+
+  /** Write `b` whole, however many calls the socket needs. */
+  async #writeAll(b: Uint8Array): Promise<void> {
+    this.#setDeadline(Deadline.Write, this.#host.writeTimeoutMs);
+    let off = await this.conn.write(b);
+    while (off < b.length) off += await this.conn.write(b.subarray(off));
+    this.deadline = 0;
+  }
+
+  /** Write everything queued; the queued responses are then complete. A vanished client closes quietly. */
+  async #flush(): Promise<void> {
+    const len = this.#outLen;
+    if (len > 0) {
+      const out = this.#out!;
+      this.#outLen = 0;
+      try {
+        await this.#writeAll(len === out.length ? out : out.subarray(0, len));
+      } catch (e) {
+        if (isDisconnect(e)) {
+          this.close();
+          return;
+        }
+        throw e;
+      }
+      // Give back a buffer a large answer made us grow; keep the usual one for the next answer.
+      if (out.length > OUT_BUFFER) this.#out = null;
+    }
+    this.#finishInfos();
+  }
+
+  /** Queue (or stream) a response. Undefined when it was only queued, the common case. */
+  #writeResponse(res: Response, head: RequestHead): Promise<void> | undefined {
+    const host = this.#host;
+    const status = res.status;
+    const isHead = head.method === "HEAD";
+    // RFC 9110 §6.4.1: 1xx, 204 and 304 never carry content; HEAD gets the headers GET would.
+    const noContent = status < 200 || status === 204 || status === 304;
+    const fixed = staticBody(res);
+
+    let s = statusLine(status);
+    let declared = -1; // a Content-Length the handler set
+    let hasDate = false;
+    if (fixed !== null && fixed.contentType !== undefined) {
+      if (fixed.contentType !== null) s += `content-type: ${fixed.contentType}\r\n`;
+    } else {
+      for (const [name, value] of res.headers) {
+        switch (name) {
+          case "content-length":
+            if (/^[0-9]{1,15}$/.test(value)) declared = Number(value);
+            continue;
+          case "connection":
+            // A handler may ask to close (RFC 9112 §9.6); other connection options are ours to decide.
+            if (/(?:^|,)[ \t]*close[ \t]*(?:,|$)/i.test(value)) this.#closeAfter = true;
+            continue;
+          case "transfer-encoding":
+          case "keep-alive":
+            continue; // hop-by-hop: framing and persistence are ours to decide (RFC 9112 §6.1, §9.3)
+          case "date":
+            hasDate = true;
+        }
+        s += `${name}: ${value}\r\n`;
+      }
+    }
+    if (!hasDate) s += host.dateLine;
+    if (this.#closeAfter) s += "connection: close\r\n";
+    else if (head.versionMinor === 0) s += "connection: keep-alive\r\n";
+
+    if (fixed !== null) {
+      markBodyUsed(res);
+      const b = fixed.body;
+      let bytes: Uint8Array | null = null;
+      let len = 0;
+      if (typeof b === "string") {
+        if (b.length <= SCRATCH.length / 3) {
+          len = encoder.encodeInto(b, SCRATCH).written;
+          bytes = SCRATCH;
+        } else {
+          bytes = encoder.encode(b);
+          len = bytes.length;
+        }
+      } else if (b !== null) {
+        bytes = b;
+        len = b.length;
+      }
+      if (noContent) {
+        if (status === 304 && declared >= 0) s += `content-length: ${declared}\r\n`;
+        this.#appendHead(s + "\r\n");
+      } else {
+        this.#appendHead(`${s}content-length: ${len}\r\n\r\n`);
+        if (!isHead && len > 0) {
+          if (len > OUT_BUFFER) return this.#flushThen(bytes!);
+          this.#appendBytes(bytes!, len);
+        }
+      }
+      if (this.#outLen >= FLUSH_AT) return this.#flush();
+      return undefined;
+    }
+
+    // A streamed body.
+    const stream = res.body!;
+    if (noContent || isHead) {
+      stream.cancel().catch(() => {});
+      if (declared >= 0 && (isHead || status === 304)) s += `content-length: ${declared}\r\n`;
+      this.#appendHead(s + "\r\n");
+      return undefined;
+    }
+    // Content-Length when the handler declared it; else chunked (HTTP/1.1), else close-delimited (1.0).
+    const mode = declared >= 0 ? "length" : head.versionMinor === 1 ? "chunked" : "close";
+    if (mode === "length") s += `content-length: ${declared}\r\n`;
+    else if (mode === "chunked") s += "transfer-encoding: chunked\r\n";
+    else if (!this.#closeAfter) {
+      this.#closeAfter = true;
+      s += "connection: close\r\n";
+    }
+    this.#appendHead(s + "\r\n");
+    return this.#streamBody(stream, mode, declared);
+  }
+
+  /** Send the queued head, then a large body straight from its buffer (no copy). */
+  async #flushThen(body: Uint8Array): Promise<void> {
+    await this.#flush();
+    if (this.#closed) return;
+    try {
+      await this.#writeAll(body);
+    } catch (e) {
+      if (isDisconnect(e)) return this.close();
+      throw e;
+    }
+  }
+
+  async #streamBody(stream: ReadableStream<Uint8Array>, mode: string, declared: number): Promise<void> {
+    let reader: ReadableStreamDefaultReader<Uint8Array>;
+    try {
+      reader = stream.getReader();
+    } catch (e) {
+      this.#host.log("response body is not readable", e);
+      this.#closeAfter = true;
+      await this.#flush();
+      return;
+    }
+    let sent = 0;
+    try {
+      for (;;) {
+        // Send what is queued before waiting on the stream, so a slow producer doesn't hold the head back.
+        if (this.#outLen > 0) {
+          await this.#flush();
+          if (this.#closed) throw new ClientGone();
+        }
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (!(value instanceof Uint8Array)) throw new TypeError("response body chunk is not a Uint8Array");
+        if (value.length === 0) continue;
+        let chunk = value;
+        if (mode === "length" && sent + chunk.length > declared) {
+          // More bytes than declared: send what was promised and close, never a corrupt frame.
+          chunk = chunk.subarray(0, declared - sent);
+          this.#closeAfter = true;
+        }
+        sent += chunk.length;
+        for (let off = 0; off < chunk.length; off += MAX_STREAM_CHUNK) {
+          const part = chunk.subarray(off, Math.min(chunk.length, off + MAX_STREAM_CHUNK));
+          if (mode === "chunked") this.#appendHead(`${part.length.toString(16)}\r\n`);
+          if (this.#outLen > 0 && part.length <= OUT_BUFFER) this.#appendBytes(part, part.length);
+          else await this.#directWrite(part);
+          if (mode === "chunked") this.#appendHead("\r\n");
+        }
+        if (this.#closeAfter && mode === "length" && sent === declared) {
+          reader.cancel().catch(() => {});
+          break;
+        }
+      }
+      if (mode === "chunked") this.#appendHead("0\r\n\r\n");
+      else if (mode === "length" && sent < declared) {
+        this.#host.log(`response body ended after ${sent} of ${declared} declared bytes`);
+        this.#closeAfter = true;
+        await this.#flush();
+        this.close();
+        return;
+      }
+      await this.#flush();
+    } catch (e) {
+      reader.cancel(e).catch(() => {});
+      if (!this.#closed && !isDisconnect(e)) this.#host.log("response body stream failed", e);
+      // The message cannot be completed: closing is the only honest end (RFC 9112 §8).
+      this.close();
+    }
+  }
+
+  async #directWrite(part: Uint8Array): Promise<void> {
+    if (this.#outLen > 0) await this.#flush();
+    if (this.#closed) throw new ClientGone();
+    await this.#writeAll(part);
+  }
+}

@@ -1,0 +1,295 @@
+// The listener: accept connections (TCP or TLS), run one Connection each, keep the coarse clock that every
+// timeout and the Date header read, and shut down gracefully. It owns the options and their defaults; it
+// must never need more than --allow-net.
+import { Connection, type ConnectionHost, Deadline } from "./conn.ts";
+import { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./http1.ts";
+import type { Handler } from "./types.ts";
+
+/**
+ * Options for {@link serve}. Every field has a safe default; `{}` is a valid configuration.
+ *
+ * @example
+ * ```ts
+ * import type { ServeOptions } from "./serve.ts";
+ * const options: ServeOptions = { hostname: "127.0.0.1", port: 0, idleTimeoutMs: 10_000 };
+ * ```
+ */
+export interface ServeOptions extends Partial<ParserLimits> {
+  /** Address to listen on. Default "127.0.0.1": reachable from this machine only until you say otherwise. */
+  hostname?: string;
+  /** Port; 0 picks a free one. Default 8000, as Deno.serve. */
+  port?: number;
+  /** PEM certificate chain: with `key`, serve HTTPS (HTTP/1.1 over TLS). */
+  cert?: string;
+  /** PEM private key for `cert`. */
+  key?: string;
+  /** Share the port with other listeners (Linux SO_REUSEPORT), for one server per core. Default false. */
+  reusePort?: boolean;
+  /** Aborting it starts a graceful shutdown. */
+  signal?: AbortSignal;
+  /** Called once listening. Default: prints the URL, as Deno.serve does. */
+  onListen?: (addr: Deno.NetAddr) => void;
+  /** Turns a handler's thrown error into a response. Default: log it, answer 500 without its text. */
+  onError?: (error: unknown, request: Request) => Response | Promise<Response>;
+  /** The whole request head must arrive within this long of its first byte (then 408). Default 20 s. */
+  headerTimeoutMs?: number;
+  /** A keep-alive connection with no request for this long is closed. Default 5 s. */
+  idleTimeoutMs?: number;
+  /** A request body that makes no progress for this long is dropped. Default 30 s. */
+  bodyTimeoutMs?: number;
+  /** A response write that makes no progress for this long is dropped. Default 30 s. */
+  writeTimeoutMs?: number;
+  /** Unread request body the server discards to keep a connection; more and it closes. Default 256 KiB. */
+  maxDrainBytes?: number;
+  /** Methods passed to the handler; others get 501 (RFC 9110 §9.1). Default: the methods of RFC 9110 + PATCH. */
+  methods?: readonly string[];
+}
+
+/**
+ * A running server, as returned by {@link serve}.
+ *
+ * @example
+ * ```ts ignore
+ * const server = serve({ port: 0 }, () => new Response("hi"));
+ * console.log(server.addr.port);
+ * await server.shutdown();
+ * ```
+ */
+export interface PierServer {
+  /** The address the server listens on (with the real port when 0 was asked for). */
+  readonly addr: Deno.NetAddr;
+  /** Resolves when the server has shut down and every connection has closed. */
+  readonly finished: Promise<void>;
+  /** Stop accepting, finish in-flight responses, close idle connections; resolves with `finished`. */
+  shutdown(): Promise<void>;
+  /** Let the process exit while the server runs (as Deno.serve's `unref`). */
+  unref(): void;
+  /** Undo {@link PierServer.unref}. */
+  ref(): void;
+}
+
+/** Methods handed to handlers: RFC 9110 §9 plus PATCH (RFC 5789). CONNECT is parsed but answered 501. */
+const DEFAULT_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "CONNECT"];
+/** How often the clock ticks and timeouts are checked: timeouts are exact to within this. */
+const TICK_MS = 500;
+/** After EMFILE and friends, wait before accepting again rather than spin. */
+const ACCEPT_BACKOFF_MS = 100;
+
+/**
+ * The defaults of {@link ServeOptions}, each with its reason.
+ *
+ * @example
+ * ```ts
+ * import { SERVE_DEFAULTS } from "./serve.ts";
+ * console.log(SERVE_DEFAULTS.idleTimeoutMs); // 5000
+ * ```
+ */
+export const SERVE_DEFAULTS: Readonly<{
+  hostname: string;
+  port: number;
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  bodyTimeoutMs: number;
+  writeTimeoutMs: number;
+  maxDrainBytes: number;
+}> = Object.freeze({
+  hostname: "127.0.0.1",
+  port: 8000,
+  /** Go's advice for ReadHeaderTimeout, and the slowloris bound. */
+  headerTimeoutMs: 20_000,
+  /** Browsers reopen cheaply; idle sockets cost memory. Behind nginx, raise it above its keepalive_timeout. */
+  idleTimeoutMs: 5_000,
+  /** A stalled upload holds a connection and a file; 30 s of silence is not a slow network. */
+  bodyTimeoutMs: 30_000,
+  /** Same reasoning for a client that stops reading. */
+  writeTimeoutMs: 30_000,
+  /** Go's limit for discarding an unread body before reusing the connection. */
+  maxDrainBytes: 256 * 1024,
+});
+
+function defaultOnError(error: unknown): Response {
+  console.error("pier: handler failed:", error);
+  return new Response("Internal Server Error\n", {
+    status: 500,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
+function defaultOnListen(addr: Deno.NetAddr, https: boolean): void {
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  console.log(`Listening on ${https ? "https" : "http"}://${host}:${addr.port}/`);
+}
+
+class Server implements ConnectionHost, PierServer {
+  readonly handler: Handler;
+  readonly parserLimits: Partial<ParserLimits>;
+  readonly scheme: "http" | "https";
+  readonly defaultHost: string;
+  readonly headerTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly writeTimeoutMs: number;
+  readonly maxDrainBytes: number;
+  readonly methods: ReadonlySet<string>;
+  readonly addr: Deno.NetAddr;
+  readonly finished: Promise<void>;
+  now = Date.now();
+  dateLine = "";
+  closing = false;
+  readonly #listener: Deno.Listener;
+  readonly #conns = new Set<Connection>();
+  readonly #onError: (error: unknown, request: Request) => Response | Promise<Response>;
+  #ticker: number;
+  #resolveFinished!: () => void;
+  #acceptDone: Promise<void>;
+  #refed = true;
+
+  constructor(options: ServeOptions, handler: Handler) {
+    this.handler = handler;
+    const limits: Partial<ParserLimits> = {};
+    for (const k of Object.keys(DEFAULT_PARSER_LIMITS) as (keyof ParserLimits)[]) {
+      if (options[k] !== undefined) limits[k] = options[k];
+    }
+    this.parserLimits = limits;
+    this.headerTimeoutMs = options.headerTimeoutMs ?? SERVE_DEFAULTS.headerTimeoutMs;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? SERVE_DEFAULTS.idleTimeoutMs;
+    this.bodyTimeoutMs = options.bodyTimeoutMs ?? SERVE_DEFAULTS.bodyTimeoutMs;
+    this.writeTimeoutMs = options.writeTimeoutMs ?? SERVE_DEFAULTS.writeTimeoutMs;
+    this.maxDrainBytes = options.maxDrainBytes ?? SERVE_DEFAULTS.maxDrainBytes;
+    this.methods = new Set(options.methods ?? DEFAULT_METHODS);
+    this.#onError = options.onError ?? defaultOnError;
+
+    const hostname = options.hostname ?? SERVE_DEFAULTS.hostname;
+    const port = options.port ?? SERVE_DEFAULTS.port;
+    const tls = options.cert !== undefined || options.key !== undefined;
+    if (tls && (options.cert === undefined || options.key === undefined)) {
+      throw new TypeError("serve(): cert and key must be given together");
+    }
+    this.#listener = tls
+      ? Deno.listenTls({
+        hostname,
+        port,
+        cert: options.cert!,
+        key: options.key!,
+        reusePort: options.reusePort,
+      })
+      : Deno.listen({ hostname, port, reusePort: options.reusePort });
+    this.scheme = tls ? "https" : "http";
+    this.addr = this.#listener.addr as Deno.NetAddr;
+    const h = this.addr.hostname.includes(":") ? `[${this.addr.hostname}]` : this.addr.hostname;
+    this.defaultHost = `${h}:${this.addr.port}`;
+
+    this.finished = new Promise((r) => this.#resolveFinished = r);
+    this.#tick();
+    this.#ticker = setInterval(() => this.#tick(), TICK_MS) as unknown as number;
+    if (options.signal) {
+      if (options.signal.aborted) queueMicrotask(() => this.shutdown());
+      else options.signal.addEventListener("abort", () => this.shutdown(), { once: true });
+    }
+    (options.onListen ?? ((a: Deno.NetAddr) => defaultOnListen(a, tls)))(this.addr);
+    this.#acceptDone = this.#acceptLoop();
+  }
+
+  /** Advance the clock, refresh the Date header, and fire due timeouts. */
+  #tick(): void {
+    this.now = Date.now();
+    // RFC 9110 §6.6.1: an origin server with a clock MUST send Date (IMF-fixdate, which toUTCString gives).
+    this.dateLine = `date: ${new Date(this.now).toUTCString()}\r\n`;
+    for (const c of this.#conns) {
+      if (c.deadline !== 0 && c.deadline <= this.now) c.timeout();
+    }
+  }
+
+  async #acceptLoop(): Promise<void> {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (e) {
+        if (this.closing || e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) {
+          return;
+        }
+        this.log("accept failed", e);
+        await new Promise((r) => setTimeout(r, ACCEPT_BACKOFF_MS));
+        continue;
+      }
+      if (this.closing) {
+        conn.close();
+        continue;
+      }
+      try {
+        (conn as Deno.TcpConn).setNoDelay?.(true);
+      } catch { /* TLS over a closed socket: the read will tell */ }
+      const c = new Connection(conn, this);
+      c.deadlineKind = Deadline.Idle;
+      c.deadline = this.now + this.idleTimeoutMs;
+      this.#conns.add(c);
+      c.run();
+    }
+  }
+
+  onHandlerError(error: unknown, request: Request): Response | Promise<Response> {
+    return this.#onError(error, request);
+  }
+
+  log(message: string, error?: unknown): void {
+    if (error === undefined) console.error(`pier: ${message}`);
+    else console.error(`pier: ${message}:`, error);
+  }
+
+  release(conn: Connection): void {
+    this.#conns.delete(conn);
+    if (this.closing && this.#conns.size === 0) this.#finish();
+  }
+
+  #finish(): void {
+    clearInterval(this.#ticker);
+    this.#acceptDone.then(() => this.#resolveFinished());
+  }
+
+  shutdown(): Promise<void> {
+    if (!this.closing) {
+      this.closing = true;
+      try {
+        this.#listener.close();
+      } catch { /* already closed */ }
+      // Idle connections close now; busy ones finish their response with `connection: close`.
+      for (const c of this.#conns) if (c.idle) c.close();
+      if (this.#conns.size === 0) this.#finish();
+    }
+    return this.finished;
+  }
+
+  unref(): void {
+    if (!this.#refed) return;
+    this.#refed = false;
+    this.#listener.unref();
+    Deno.unrefTimer(this.#ticker);
+  }
+
+  ref(): void {
+    if (this.#refed) return;
+    this.#refed = true;
+    this.#listener.ref();
+    Deno.refTimer(this.#ticker);
+  }
+}
+
+/**
+ * Serve HTTP/1.1 (or HTTPS with `cert` and `key`) with a Deno.serve-style handler.
+ *
+ * @param options Where to listen, limits, timeouts; all optional.
+ * @param handler Takes a standard `Request` and returns a `Response` (or a promise of one).
+ * @returns The running server.
+ *
+ * @example
+ * ```ts ignore
+ * import { serve } from "./serve.ts";
+ * const server = serve({ hostname: "127.0.0.1", port: 0 }, (req) => new Response(`you asked ${req.url}`));
+ * await server.shutdown();
+ * ```
+ */
+export function serve(options: ServeOptions, handler: Handler): PierServer {
+  if (typeof handler !== "function") throw new TypeError("serve(): handler must be a function");
+  return new Server(options, handler);
+}
