@@ -114,10 +114,13 @@ for (const [type, entry] of Object.entries(db as Record<string, MimeEntry>)) {
       ) continue;
     }
     const textual = type.startsWith("text/") || entry.charset?.toUpperCase() === "UTF-8";
+    // mime-db marks octet-stream compressible; opaque binaries rarely shrink, so we do not try.
+    const compressible = type !== "application/octet-stream" &&
+      (entry.compressible === true || type.startsWith("text/"));
     TYPES.set(ext, {
       mime: type,
       type: textual ? `${type}; charset=utf-8` : type,
-      compressible: entry.compressible === true || type.startsWith("text/"),
+      compressible,
     });
   }
 }
@@ -425,10 +428,21 @@ export function staticFiles(
     }
     let path = segments.length ? `${base}/${segments.join("/")}` : base;
     let urlPath = "/" + segments.join("/");
-    let real: string;
+    let real = "";
     let st: Deno.FileInfo;
+    // The second half of the jail: a symlink may point anywhere, so the resolved path must stay inside
+    // (and must not land on a dotfile). Resolve before any stat so nothing outside is even looked at.
+    const jail = async (p: string): Promise<string | null> => {
+      const r = await Deno.realPath(p);
+      if (!isInside(base, r)) return null;
+      if (r.slice(base.length).split("/").some((s) => s.startsWith("."))) return null;
+      return r;
+    };
     try {
-      st = await Deno.stat(path);
+      const resolved = await jail(path);
+      if (resolved === null) return { kind: "refused", status: 404, reason: "resolves outside the root" };
+      real = resolved;
+      st = await Deno.stat(real);
       if (st.isDirectory) {
         if (!trailingSlash) {
           // A relative Location (the last segment plus "/") cannot be turned into an open redirect.
@@ -436,22 +450,21 @@ export function staticFiles(
         }
         path = `${path}/${index}`;
         urlPath = `${urlPath === "/" ? "" : urlPath}/${index}`;
-        st = await Deno.stat(path);
+        const resolvedIndex = await jail(path);
+        if (resolvedIndex === null) {
+          return { kind: "refused", status: 404, reason: "index resolves outside the root" };
+        }
+        real = resolvedIndex;
+        st = await Deno.stat(real);
       } else if (trailingSlash) {
         return { kind: "missing" };
       }
       if (!st.isFile) return { kind: "missing" };
-      real = await Deno.realPath(path);
     } catch (err) {
       if (isNotFound(err)) return { kind: "missing" };
       if (isDenied(err)) return { kind: "refused", status: 404, reason: `read not permitted: ${err}` };
       // ENAMETOOLONG, ELOOP and the like: the target is odd, not the server broken.
       return { kind: "refused", status: 404, reason: `lookup failed: ${err}` };
-    }
-    // The second half of the jail: a symlink may point anywhere, so the resolved path must stay inside.
-    if (!isInside(base, real)) return { kind: "refused", status: 404, reason: `resolves outside the root` };
-    if (real.slice(base.length).split("/").some((s) => s.startsWith("."))) {
-      return { kind: "refused", status: 404, reason: "resolves to a dotfile" };
     }
     const mtimeMs = st.mtime?.getTime() ?? 0;
     let body: Bytes | null = null;
