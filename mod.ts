@@ -101,3 +101,14 @@ export {
   SqliteSessionStore,
   type StoredSession,
 } from "./server/session.ts";
+
+// Static files
+export {
+  type CacheControlRule,
+  DEFAULT_CACHE_CONTROL,
+  type SecurityEvent,
+  serveStatic,
+  staticFiles,
+  type StaticOptions,
+} from "./server/static.ts";
+export { decodePathOnce, isInside, resolveSafePath, type SafePath } from "./server/safe_path.ts";

@@ -1,6 +1,6 @@
 // The site entry: parse --host/--port, serve static/ (relative to the working directory) and stop
 // gracefully on SIGINT/SIGTERM. It must run with the start task's scoped permissions and need no more.
-import { serveStatic } from "../server/static.ts";
+import { serve, serveStatic } from "../mod.ts";
 
 function parseArgs(args: string[]): { host: string; port: number } {
   let host = "127.0.0.1";
@@ -22,7 +22,7 @@ function parseArgs(args: string[]): { host: string; port: number } {
 }
 
 const { host, port } = parseArgs(Deno.args);
-const server = Deno.serve({
+const server = serve({
   hostname: host,
   port,
   onListen(addr) {

@@ -5,6 +5,13 @@
 /**
  * The outcome of {@link resolveSafePath}: either the cleaned path below the root, or a refusal with the
  * status to answer and a short reason for the security log.
+ *
+ * @example
+ * ```ts
+ * import { resolveSafePath, type SafePath } from "./safe_path.ts";
+ * const r: SafePath = resolveSafePath("/images/pier.svg");
+ * if (r.ok) console.log(r.segments.join("/")); // "images/pier.svg"
+ * ```
  */
 export type SafePath =
   | {

@@ -8,7 +8,15 @@ import { brotliCompress, constants as zlibConstants, gzip } from "node:zlib";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
 import { isInside, resolveSafePath } from "./safe_path.ts";
 
-/** A `Cache-Control` value for URL paths matching `pattern` (tested against the served path). */
+/**
+ * A `Cache-Control` value for URL paths matching `pattern` (tested against the served path).
+ *
+ * @example
+ * ```ts
+ * import type { CacheControlRule } from "./static.ts";
+ * const rule: CacheControlRule = { pattern: /\.woff2$/, value: "public, max-age=31536000, immutable" };
+ * ```
+ */
 export interface CacheControlRule {
   /** Tested against the URL path of the file served, e.g. `/app.3f2a9c1b.js` or `/index.html`. */
   pattern: RegExp;
@@ -20,6 +28,14 @@ export interface CacheControlRule {
  * The default `Cache-Control` rules, first match wins: fingerprinted names (`app.3f2a9c1b.js`, eight or
  * more hex digits before the extension) are immutable for a year; HTML revalidates every time (`no-cache`
  * still allows a cheap 304); everything else may be reused for ten minutes.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_CACHE_CONTROL, serveStatic } from "./static.ts";
+ * const handler = serveStatic("static", {
+ *   cacheControl: [{ pattern: /^\/downloads\//, value: "no-store" }, ...DEFAULT_CACHE_CONTROL],
+ * });
+ * ```
  */
 export const DEFAULT_CACHE_CONTROL: readonly CacheControlRule[] = [
   { pattern: /\.[0-9a-f]{8,}\.[a-z0-9]+$/i, value: "public, max-age=31536000, immutable" },
@@ -27,7 +43,16 @@ export const DEFAULT_CACHE_CONTROL: readonly CacheControlRule[] = [
   { pattern: /.*/, value: "public, max-age=600" },
 ];
 
-/** A refused request, as given to {@link StaticOptions.onSecurityEvent}. */
+/**
+ * A refused request, as given to {@link StaticOptions.onSecurityEvent}.
+ *
+ * @example
+ * ```ts
+ * import { type SecurityEvent, serveStatic } from "./static.ts";
+ * const refused: SecurityEvent[] = [];
+ * const handler = serveStatic("static", { onSecurityEvent: (e) => refused.push(e) });
+ * ```
+ */
 export interface SecurityEvent {
   /** The status answered (400, 403 or 404). */
   status: number;
@@ -39,7 +64,15 @@ export interface SecurityEvent {
   target: string;
 }
 
-/** Options for {@link serveStatic} and {@link staticFiles}. Every field has a default. */
+/**
+ * Options for {@link serveStatic} and {@link staticFiles}. Every field has a default; `{}` is valid.
+ *
+ * @example
+ * ```ts
+ * import type { StaticOptions } from "./static.ts";
+ * const options: StaticOptions = { cacheMaxBytes: 64 * 1024 * 1024, compressMinBytes: 2048 };
+ * ```
+ */
 export interface StaticOptions {
   /** File served for a directory whose URL ends in `/`. Default `index.html`. */
   index?: string;
