@@ -388,10 +388,10 @@ export async function parseMultipart(
   const finishPart = async (): Promise<void> => {
     if (!part) return;
     const done = part;
-    part = undefined;
     if (done.kind === "file") {
-      await done.file.flush();
+      await done.file.flush(); // on failure `part` is still set, so the cleanup below closes the file
       done.file.close();
+      part = undefined;
       if (done.hash) done.entry.sha256 = done.hash.digest("hex");
       // HTML sends `filename=""` with no bytes for a file input left empty: that is no file at all.
       if (done.entry.filename === "" && done.entry.size === 0) {
@@ -401,6 +401,7 @@ export async function parseMultipart(
         files.push(done.entry);
       }
     } else {
+      part = undefined;
       fields.append(done.name, new TextDecoder().decode(joinChunks(done.chunks)));
     }
   };
@@ -415,7 +416,8 @@ export async function parseMultipart(
     const plain = cd.params.get("filename");
     const extended = cd.params.get("filename*");
     const decoded = extended === undefined ? undefined : decodeExtValue(extended);
-    if (plain === undefined && decoded === undefined) {
+    // Any filename parameter makes it a file part, even one whose filename* cannot be decoded.
+    if (plain === undefined && extended === undefined) {
       if (++fieldCount > limits.maxFields) throw new HttpError(413, `More than ${limits.maxFields} fields`);
       part = { kind: "field", name, chunks: [], size: 0 };
       return;

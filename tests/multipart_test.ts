@@ -443,6 +443,7 @@ const FILENAME_CASES: FilenameCase[] = [
   { disposition: 'filename="a\\"quoted\\".txt"', filename: 'a"quoted".txt' },
   { disposition: 'filename="tab\there.txt"', filename: "tabhere.txt" },
   { disposition: 'filename=".."', filename: "" },
+  { disposition: "filename*=KOI8-R''%C1", filename: "" }, // still a file (on disk), just without a name
   { disposition: "filename=bare.txt", filename: "bare.txt" },
 ];
 
