@@ -167,6 +167,7 @@ export class Connection {
   #continueState: 0 | 1 | 2 = 0; // 0: not expected, 1: expected, not sent, 2: sent
   #bodyDetached = false;
   #bodyError: ProtocolError | null = null;
+  #clientGone = false;
   #cancelCallbacks: (() => void)[] = [];
   readonly #onCancel = (cb: () => void): void => {
     this.#cancelCallbacks.push(cb);
@@ -394,7 +395,8 @@ export class Connection {
   }
 
   async #handlerFailed(e: unknown, request: Request, head: RequestHead, info: Info): Promise<void> {
-    if (this.#closed) return;
+    // A client that hung up mid-body is routine: nobody is left to answer and nothing to log.
+    if (this.#closed || this.#clientGone) return this.close();
     // The handler may have failed on the body: then the protocol error is the answer, and we close.
     const bodyError = this.#bodyError as ProtocolError | null;
     if (bodyError !== null) {
@@ -464,6 +466,7 @@ export class Connection {
             const more = await this.#fill();
             this.#setDeadline(Deadline.None, 0);
             if (!more) {
+              this.#clientGone = true;
               controller.error(new ClientGone());
               return;
             }

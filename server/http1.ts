@@ -245,8 +245,9 @@ export class RequestParser {
   #trailerBytes = 0;
   #endSent = false;
   #error: { type: "error"; error: ProtocolError } | null = null;
-  #lastHost = "";
+  #lastHost: string | null = null;
   #obsText = false;
+  #scanned = 0;
 
   /**
    * Make a parser for one connection.
@@ -273,6 +274,14 @@ export class RequestParser {
   /** True while waiting for a head and some of it has arrived (the header timer runs then). */
   get headStarted(): boolean {
     return this.#state === "IDLE" && this.#end > this.#start;
+  }
+
+  /**
+   * Head bytes examined so far, over the parser's life. Each byte is examined once however it is split
+   * across reads, so a client dribbling a head costs linear work; tests assert it.
+   */
+  get scanned(): number {
+    return this.#scanned;
   }
 
   /** Bytes of body still expected with Content-Length framing; -1 for chunked (unknown). */
@@ -395,10 +404,15 @@ export class RequestParser {
   #parseHead(): ParserEvent | typeof NEED_DATA {
     const buf = this.#buf;
     const base = this.#start;
-    const end = this.#end;
+    const stop = Math.min(this.#end, base + this.limits.maxHeadBytes);
+    const from = this.#scan;
+    const r = this.#scanHead(buf, base, stop, base + from);
+    this.#scanned += this.#scan - from;
+    return r;
+  }
+
+  #scanHead(buf: Uint8Array, base: number, stop: number, i: number): ParserEvent | typeof NEED_DATA {
     const lim = this.limits;
-    const stop = Math.min(end, base + lim.maxHeadBytes);
-    let i = base + this.#scan;
     let st = this.#hs;
     while (i < stop) {
       const b = buf[i];
@@ -524,6 +538,7 @@ export class RequestParser {
           break;
         case H_END_LF:
           if (b !== LF) return this.#fail(400, "bare CR at the end of the head");
+          this.#scan = i + 1 - base;
           this.#start = i + 1;
           return this.#finishHead(buf, base);
       }
