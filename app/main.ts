@@ -26,7 +26,8 @@ const server = serve({
   hostname: host,
   port,
   onListen(addr) {
-    console.log(`Listening on http://${addr.hostname}:${addr.port}/`);
+    const name = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+    console.log(`Listening on http://${name}:${addr.port}/`);
   },
 }, serveStatic("static"));
 
