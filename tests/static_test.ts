@@ -661,3 +661,77 @@ Deno.test("serveStatic() stays correct when the cache budget is smaller than the
     await site.close();
   }
 });
+
+// ---------------------------------------------------------------------------------------------- memory
+
+Deno.test("a large file is streamed with backpressure: stalled and slow clients do not make the server read it whole", async () => {
+  const { startProcess, startTaskFlags } = await import("./fixtures/static_fixture.ts");
+  const dir = await makeSiteFixture();
+  const size = 96 * 1024 * 1024;
+  {
+    const f = await Deno.open(`${dir}/static/big.bin`, { write: true, create: true });
+    const chunk = noise(1024 * 1024);
+    for (let i = 0; i < size / chunk.length; i++) await f.write(chunk);
+    f.close();
+  }
+  const main = new URL("../app/main.ts", import.meta.url).pathname;
+  const server = await startProcess(dir, await startTaskFlags(), main, ["--port", "0"]);
+  const rss = async () => {
+    const { stdout } = await new Deno.Command("ps", {
+      args: ["-o", "rss=", "-p", String(server.pid)],
+      stdout: "piped",
+    }).output();
+    return Number(dec.decode(stdout).trim()) / 1024;
+  };
+  const stalled: Deno.Conn[] = [];
+  try {
+    await rawRequest(server.port, requestText("/index.html"));
+    const base = await rss();
+    // Three clients ask for 96 MiB and read nothing: only socket buffers and a chunk or two may fill.
+    for (let i = 0; i < 3; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      await conn.write(new TextEncoder().encode(requestText("/big.bin")));
+      stalled.push(conn);
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    const stalledGrowth = (await rss()) - base;
+    assert.ok(stalledGrowth < 24, `stalled clients grew the server by ${stalledGrowth.toFixed(1)} MiB`);
+    for (const c of stalled.splice(0)) c.close();
+
+    // Three slow readers (48 MB/s each). Reading the file whole would add 96 MiB per client; streaming
+    // holds a chunk or two each, plus garbage the GC has not yet collected.
+    let peak = await rss();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        peak = Math.max(peak, await rss());
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const outs = await Promise.all(Array.from({ length: 3 }, () =>
+      new Deno.Command("curl", {
+        args: [
+          "-s",
+          "-o",
+          "/dev/null",
+          "--limit-rate",
+          "48M",
+          "-w",
+          "%{http_code} %{size_download}",
+          `http://127.0.0.1:${server.port}/big.bin`,
+        ],
+        stdout: "piped",
+      }).output()));
+    sampling = false;
+    await sampler;
+    for (const o of outs) assert.equal(dec.decode(o.stdout), `200 ${size}`);
+    assert.ok(
+      peak - base < 100,
+      `server RSS grew by ${(peak - base).toFixed(1)} MiB (base ${base.toFixed(1)})`,
+    );
+  } finally {
+    for (const c of stalled) c.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
