@@ -1,0 +1,297 @@
+// The site's storage: sessions, contact messages and uploads in one SQLite database, behind an async API.
+// It owns the database Worker (start, restart after a crash, stop); it must never run SQL on the event
+// loop, and never report a write as done before the Worker answered that it committed.
+import type { SessionData, SessionStore, StoredSession } from "../mod.ts";
+import { type StoreOp, type StoreReply, storeWorkerSource } from "./store_worker.ts";
+
+/**
+ * How long SQLite waits for a lock held by another connection (`deno task messages`, a backup) before it
+ * gives up with "database is locked": long enough for any reader's snapshot, short enough that a visitor
+ * gets a 503 page rather than a hung request.
+ */
+export const DEFAULT_BUSY_TIMEOUT_MS = 2_000;
+
+/**
+ * A call that gets no answer in this long fails (the Worker is stuck or gone): a few times the busy
+ * timeout, so a slow but healthy write still completes.
+ */
+export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+
+/** `listMessages` and `listUploads` return at most this many rows unless asked otherwise. */
+export const DEFAULT_LIST_LIMIT = 1000;
+
+/**
+ * A database failure: locked, disk full, corrupt file, Worker crashed or timed out. The site answers it with
+ * a 503 page; the message says what SQLite said ("database is locked", "database or disk is full", "file is
+ * not a database"), and `code` is `node:sqlite`'s (`ERR_SQLITE_ERROR`) or ours (`TIMEOUT`, `WORKER_DIED`,
+ * `CLOSED`, `SCHEMA_TOO_NEW`).
+ *
+ * @example
+ * ```ts
+ * import { StoreError } from "./store.ts";
+ * const err = new StoreError("database is locked", "ERR_SQLITE_ERROR");
+ * console.log(err.code); // "ERR_SQLITE_ERROR"
+ * ```
+ */
+export class StoreError extends Error {
+  /** Machine-readable reason. */
+  readonly code: string;
+
+  /**
+   * @param message What happened (for the log; never shown to visitors).
+   * @param code The reason code.
+   */
+  constructor(message: string, code: string) {
+    super(message);
+    this.name = "StoreError";
+    this.code = code;
+  }
+}
+
+/** A contact message to store. */
+export interface NewMessage {
+  name: string;
+  email: string;
+  message: string;
+  /** The client address (the forwarded one behind a trusted proxy). */
+  clientAddr: string;
+  /** The sender's session id, when they have a session. */
+  sessionId: string | null;
+}
+
+/** A stored contact message. */
+export interface Message extends NewMessage {
+  id: number;
+  /** When it was stored, in ms since the epoch. */
+  createdAt: number;
+}
+
+/** An uploaded file to record (the bytes are already in the upload folder under `storedName`). */
+export interface NewUpload {
+  /** The file's name in the upload folder: a random UUID, never the client's name. */
+  storedName: string;
+  /** The client's filename, sanitised: metadata only. */
+  originalName: string;
+  size: number;
+  contentType: string;
+  /** Hex SHA-256 of the bytes. */
+  sha256: string;
+  description: string;
+  clientAddr: string;
+  sessionId: string | null;
+}
+
+/** A recorded upload. */
+export interface Upload extends NewUpload {
+  id: number;
+  createdAt: number;
+}
+
+/** Options for {@link Store}. */
+export interface StoreOptions {
+  /** See {@link DEFAULT_BUSY_TIMEOUT_MS}. */
+  busyTimeoutMs?: number;
+  /** See {@link DEFAULT_CALL_TIMEOUT_MS}. */
+  callTimeoutMs?: number;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: StoreError): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * The site's database, run in a Worker. Every method is async and settles only when the Worker answered:
+ * a resolved `addMessage` means the row is committed. The database opens on first use and again after a
+ * failure, so a server started with a broken or locked file still serves its static pages and answers
+ * the database ones with 503 until the file is fixed. A crashed or stuck Worker is replaced on the next call.
+ *
+ * @example
+ * ```ts
+ * import { Store } from "./store.ts";
+ * const dir = await Deno.makeTempDir();
+ * const store = new Store(`${dir}/site.db`);
+ * await store.addMessage({ name: "Ada", email: "ada@example.com", message: "Hi", clientAddr: "127.0.0.1", sessionId: null });
+ * console.log((await store.listMessages())[0].name); // "Ada"
+ * await store.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class Store {
+  /** The database file. */
+  readonly path: string;
+  /** Sessions in this database, for the framework's `sessions()` middleware. */
+  readonly sessions: SessionStore;
+  #busyTimeoutMs: number;
+  #callTimeoutMs: number;
+  #worker: Worker | null = null;
+  #url: string | null = null;
+  #opened: Promise<void> | null = null;
+  #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #closed = false;
+
+  /**
+   * Prepare a store for the database at `path` (its folder must exist). Nothing starts until the first call.
+   *
+   * @param path The database file.
+   * @param options Lock and call timeouts.
+   */
+  constructor(path: string, options: StoreOptions = {}) {
+    this.path = path;
+    this.#busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    this.#callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.sessions = {
+      get: (id: string) => this.#call("sessionGet", [id]) as Promise<StoredSession | undefined>,
+      set: (id: string, data: SessionData, expiresAt: number) =>
+        this.#call("sessionSet", [id, data, expiresAt]) as Promise<void>,
+      destroy: (id: string) => this.#call("sessionDestroy", [id]) as Promise<void>,
+      prune: (now: number) => this.#call("sessionPrune", [now]) as Promise<number>,
+    };
+  }
+
+  /**
+   * Open the database now (it would open on first use anyway), to report a problem at startup.
+   *
+   * @returns When the database is open and migrated.
+   * @throws {StoreError} When it cannot be opened.
+   */
+  async ready(): Promise<void> {
+    await this.#call("schemaVersion", []);
+  }
+
+  /**
+   * The schema version (`PRAGMA user_version`) after migrations.
+   *
+   * @returns The version number.
+   */
+  schemaVersion(): Promise<number> {
+    return this.#call("schemaVersion", []) as Promise<number>;
+  }
+
+  /**
+   * Store a contact message. Resolves once it is committed.
+   *
+   * @param message The message and where it came from.
+   * @returns The new message's id.
+   * @throws {StoreError} When the database fails.
+   */
+  addMessage(message: NewMessage): Promise<number> {
+    return this.#call("addMessage", [message]) as Promise<number>;
+  }
+
+  /**
+   * Contact messages, newest first.
+   *
+   * @param limit The most to return.
+   * @returns The messages.
+   */
+  listMessages(limit: number = DEFAULT_LIST_LIMIT): Promise<Message[]> {
+    return this.#call("listMessages", [limit]) as Promise<Message[]>;
+  }
+
+  /**
+   * Record an upload. Resolves once it is committed.
+   *
+   * @param upload The file's metadata.
+   * @returns The new upload's id.
+   * @throws {StoreError} When the database fails.
+   */
+  addUpload(upload: NewUpload): Promise<number> {
+    return this.#call("addUpload", [upload]) as Promise<number>;
+  }
+
+  /**
+   * Uploads, newest first.
+   *
+   * @param limit The most to return.
+   * @returns The uploads.
+   */
+  listUploads(limit: number = DEFAULT_LIST_LIMIT): Promise<Upload[]> {
+    return this.#call("listUploads", [limit]) as Promise<Upload[]>;
+  }
+
+  /**
+   * Close the database (checkpointing the WAL) and stop the Worker. Calls after this fail with `CLOSED`.
+   *
+   * @returns When the Worker is gone.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#worker) {
+      try {
+        await this.#send("close", []);
+      } catch (err) {
+        console.warn(`[store] closing ${this.path}: ${(err as Error).message}`);
+      }
+    }
+    this.#closed = true;
+    this.#stopWorker(new StoreError("The store is closed", "CLOSED"));
+  }
+
+  async #call(op: StoreOp, args: unknown[]): Promise<unknown> {
+    if (this.#closed) throw new StoreError("The store is closed", "CLOSED");
+    if (!this.#opened) {
+      const opening = this.#send("open", [this.path, this.#busyTimeoutMs]).then(() => {});
+      this.#opened = opening;
+      // A failed open is retried by the next call: the file may have been fixed, the lock released.
+      opening.catch(() => {
+        if (this.#opened === opening) this.#opened = null;
+      });
+    }
+    await this.#opened;
+    return await this.#send(op, args);
+  }
+
+  #send(op: StoreOp, args: unknown[]): Promise<unknown> {
+    const worker = this.#ensureWorker();
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // No answer: the Worker is stuck. Replace it; every call in flight fails, none is left hanging.
+        this.#stopWorker(
+          new StoreError(`No answer from the database Worker in ${this.#callTimeoutMs} ms`, "TIMEOUT"),
+        );
+      }, this.#callTimeoutMs);
+      this.#pending.set(id, { resolve, reject, timer });
+      worker.postMessage({ id, op, args });
+    });
+  }
+
+  #ensureWorker(): Worker {
+    if (this.#worker) return this.#worker;
+    this.#url ??= URL.createObjectURL(new Blob([storeWorkerSource()], { type: "text/javascript" }));
+    const worker = new Worker(this.#url, { type: "module", name: "pier-store" });
+    worker.onmessage = (event: MessageEvent<StoreReply>) => {
+      const reply = event.data;
+      const pending = this.#pending.get(reply.id);
+      if (!pending) return;
+      this.#pending.delete(reply.id);
+      clearTimeout(pending.timer);
+      if (reply.ok) pending.resolve(reply.value);
+      else pending.reject(new StoreError(reply.error.message, reply.error.code));
+    };
+    worker.onerror = (event: ErrorEvent) => {
+      event.preventDefault(); // a Worker's uncaught error must not take the server down with it
+      this.#stopWorker(new StoreError(`The database Worker failed: ${event.message}`, "WORKER_DIED"));
+    };
+    this.#worker = worker;
+    return worker;
+  }
+
+  #stopWorker(reason: StoreError): void {
+    this.#worker?.terminate();
+    this.#worker = null;
+    this.#opened = null;
+    for (const [id, pending] of this.#pending) {
+      clearTimeout(pending.timer);
+      this.#pending.delete(id);
+      pending.reject(reason);
+    }
+    if (this.#closed && this.#url) {
+      URL.revokeObjectURL(this.#url);
+      this.#url = null;
+    }
+  }
+}

@@ -1,0 +1,299 @@
+// The database side of the site's store: every SQL statement runs here, in a Worker, so no query ever blocks
+// the event loop that serves requests. It owns the schema and its migrations; it must never reach for
+// anything outside the one database file it was told to open.
+//
+// This module is not loaded as the Worker's script. Loading a module file in a Worker needs read permission
+// on it (app/), and the start task grants none there: that would let a path-jail bug read the source. So
+// `storeWorkerSource()` turns `storeWorkerMain` into text, and store.ts starts the Worker from a Blob URL.
+// The function therefore must not use anything from its module scope: only its parameter and globals.
+import type { DatabaseSync } from "node:sqlite";
+
+/** A request from store.ts to the Worker. `op` names a method of the protocol below. */
+export interface StoreRequest {
+  id: number;
+  op: StoreOp;
+  args: unknown[];
+}
+
+/** The Worker's answer to one {@link StoreRequest}. */
+export type StoreReply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: { name: string; message: string; code: string } };
+
+/** What the Worker can do. */
+export type StoreOp =
+  | "open"
+  | "close"
+  | "sessionGet"
+  | "sessionSet"
+  | "sessionDestroy"
+  | "sessionPrune"
+  | "addMessage"
+  | "listMessages"
+  | "addUpload"
+  | "listUploads"
+  | "schemaVersion";
+
+/**
+ * The Worker's body: answer {@link StoreRequest}s in arrival order, one at a time (SQLite is synchronous,
+ * so a request runs to completion before the next message is read).
+ *
+ * Schema migrations are the `MIGRATIONS` array: entry i moves the schema from version i to i + 1, in one
+ * transaction with the `PRAGMA user_version` bump, so a crash mid-migration leaves the old version intact.
+ * Never edit a released entry; append a new one.
+ *
+ * @param Database The `DatabaseSync` class of `node:sqlite` (passed in: this function has no imports).
+ *
+ * @example
+ * ```ts
+ * import { storeWorkerMain } from "./store_worker.ts";
+ * console.log(typeof storeWorkerMain); // "function": run only inside a Worker, via storeWorkerSource()
+ * ```
+ */
+export function storeWorkerMain(Database: typeof DatabaseSync): void {
+  const MIGRATIONS: string[] = [
+    // 1: sessions (the SessionStore), contact messages, uploads.
+    `CREATE TABLE sessions (
+       id TEXT PRIMARY KEY,
+       created_at INTEGER NOT NULL,
+       last_seen_at INTEGER NOT NULL,
+       expires_at INTEGER NOT NULL,
+       visit_count INTEGER NOT NULL DEFAULT 0,
+       data TEXT NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX sessions_expires_at ON sessions (expires_at);
+     CREATE TABLE messages (
+       id INTEGER PRIMARY KEY AUTOINCREMENT,
+       created_at INTEGER NOT NULL,
+       name TEXT NOT NULL,
+       email TEXT NOT NULL,
+       message TEXT NOT NULL,
+       client_addr TEXT NOT NULL,
+       session_id TEXT
+     );
+     CREATE INDEX messages_created_at ON messages (created_at);
+     CREATE TABLE uploads (
+       id INTEGER PRIMARY KEY AUTOINCREMENT,
+       created_at INTEGER NOT NULL,
+       stored_name TEXT NOT NULL UNIQUE,
+       original_name TEXT NOT NULL,
+       size INTEGER NOT NULL,
+       content_type TEXT NOT NULL,
+       sha256 TEXT NOT NULL,
+       description TEXT NOT NULL,
+       client_addr TEXT NOT NULL,
+       session_id TEXT
+     );
+     CREATE INDEX uploads_created_at ON uploads (created_at);`,
+  ];
+
+  type Row = Record<string, unknown>;
+  const scope = self as unknown as {
+    onmessage: ((event: MessageEvent) => void) | null;
+    postMessage(message: unknown): void;
+  };
+  let db: InstanceType<typeof DatabaseSync> | null = null;
+
+  const need = (): InstanceType<typeof DatabaseSync> => {
+    if (!db) throw Object.assign(new Error("The database is not open"), { code: "NOT_OPEN" });
+    return db;
+  };
+
+  const migrate = (d: InstanceType<typeof DatabaseSync>): void => {
+    const version = Number((d.prepare("PRAGMA user_version").get() as Row).user_version);
+    if (version > MIGRATIONS.length) {
+      throw Object.assign(
+        new Error(`Database schema version ${version} is newer than this code (${MIGRATIONS.length})`),
+        { code: "SCHEMA_TOO_NEW" },
+      );
+    }
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      d.exec("BEGIN IMMEDIATE");
+      try {
+        d.exec(MIGRATIONS[v]);
+        d.exec(`PRAGMA user_version = ${v + 1}`);
+        d.exec("COMMIT");
+      } catch (err) {
+        d.exec("ROLLBACK");
+        throw err;
+      }
+    }
+  };
+
+  const message = (r: Row) => ({
+    id: Number(r.id),
+    createdAt: Number(r.created_at),
+    name: String(r.name),
+    email: String(r.email),
+    message: String(r.message),
+    clientAddr: String(r.client_addr),
+    sessionId: r.session_id === null ? null : String(r.session_id),
+  });
+  const upload = (r: Row) => ({
+    id: Number(r.id),
+    createdAt: Number(r.created_at),
+    storedName: String(r.stored_name),
+    originalName: String(r.original_name),
+    size: Number(r.size),
+    contentType: String(r.content_type),
+    sha256: String(r.sha256),
+    description: String(r.description),
+    clientAddr: String(r.client_addr),
+    sessionId: r.session_id === null ? null : String(r.session_id),
+  });
+
+  const ops: Record<string, (...args: never[]) => unknown> = {
+    open(path: string, busyTimeoutMs: number) {
+      if (db) return null;
+      const d = new Database(path);
+      try {
+        // WAL: the server's writes never wait for a reader (`deno task messages`), nor readers for it.
+        // synchronous=FULL: a commit is on disk before the answer, so "acknowledged" survives a crash
+        // of the machine, not only of the process (in WAL mode NORMAL would already survive SIGKILL).
+        d.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;`);
+        d.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+        migrate(d);
+      } catch (err) {
+        d.close();
+        throw err;
+      }
+      db = d;
+      return null;
+    },
+    close() {
+      db?.close();
+      db = null;
+      return null;
+    },
+    schemaVersion() {
+      return Number((need().prepare("PRAGMA user_version").get() as Row).user_version);
+    },
+    sessionGet(id: string) {
+      const r = need().prepare(
+        "SELECT created_at, last_seen_at, expires_at, data FROM sessions WHERE id = ?",
+      ).get(id) as Row | undefined;
+      if (!r) return undefined;
+      return {
+        data: {
+          values: JSON.parse(String(r.data)),
+          createdAt: Number(r.created_at),
+          lastSeenAt: Number(r.last_seen_at),
+        },
+        expiresAt: Number(r.expires_at),
+      };
+    },
+    sessionSet(
+      id: string,
+      data: { values: Record<string, unknown>; createdAt: number; lastSeenAt: number },
+      expiresAt: number,
+    ) {
+      const visits = Number(data.values.visits);
+      need().prepare(
+        `INSERT INTO sessions (id, created_at, last_seen_at, expires_at, visit_count, data)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at,
+           last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at,
+           visit_count = excluded.visit_count, data = excluded.data`,
+      ).run(
+        id,
+        Math.floor(data.createdAt),
+        Math.floor(data.lastSeenAt),
+        Math.floor(expiresAt),
+        Number.isSafeInteger(visits) ? visits : 0,
+        JSON.stringify(data.values),
+      );
+      return null;
+    },
+    sessionDestroy(id: string) {
+      need().prepare("DELETE FROM sessions WHERE id = ?").run(id);
+      return null;
+    },
+    sessionPrune(now: number) {
+      return Number(
+        need().prepare("DELETE FROM sessions WHERE expires_at <= ?").run(Math.floor(now)).changes,
+      );
+    },
+    addMessage(
+      m: { name: string; email: string; message: string; clientAddr: string; sessionId: string | null },
+    ) {
+      // One statement is one transaction: when run() returns, the row is committed (and, with
+      // synchronous=FULL, on disk), so the caller may acknowledge it.
+      const r = need().prepare(
+        `INSERT INTO messages (created_at, name, email, message, client_addr, session_id)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      ).run(Date.now(), m.name, m.email, m.message, m.clientAddr, m.sessionId);
+      return Number(r.lastInsertRowid);
+    },
+    listMessages(limit: number) {
+      return (need().prepare(
+        "SELECT * FROM messages ORDER BY created_at DESC, id DESC LIMIT ?",
+      ).all(limit) as Row[]).map(message);
+    },
+    addUpload(u: {
+      storedName: string;
+      originalName: string;
+      size: number;
+      contentType: string;
+      sha256: string;
+      description: string;
+      clientAddr: string;
+      sessionId: string | null;
+    }) {
+      const r = need().prepare(
+        `INSERT INTO uploads (created_at, stored_name, original_name, size, content_type, sha256,
+           description, client_addr, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        Date.now(),
+        u.storedName,
+        u.originalName,
+        u.size,
+        u.contentType,
+        u.sha256,
+        u.description,
+        u.clientAddr,
+        u.sessionId,
+      );
+      return Number(r.lastInsertRowid);
+    },
+    listUploads(limit: number) {
+      return (need().prepare(
+        "SELECT * FROM uploads ORDER BY created_at DESC, id DESC LIMIT ?",
+      ).all(limit) as Row[]).map(upload);
+    },
+  };
+
+  scope.onmessage = (event: MessageEvent) => {
+    const { id, op, args } = event.data as { id: number; op: string; args: never[] };
+    try {
+      const fn = ops[op];
+      if (!fn) throw Object.assign(new Error(`Unknown store operation ${op}`), { code: "BAD_OP" });
+      scope.postMessage({ id, ok: true, value: fn(...args) });
+    } catch (err) {
+      const e = err as { name?: string; message?: string; code?: string };
+      // Deno's node:sqlite errors carry only `code: "ERR_SQLITE_ERROR"` and SQLite's text as the message.
+      const code = String(e.code ?? "ERROR");
+      scope.postMessage({
+        id,
+        ok: false,
+        error: { name: String(e.name ?? "Error"), message: String(e.message ?? err), code },
+      });
+    }
+  };
+}
+
+/**
+ * The Worker's script as module source text: `node:sqlite` imported statically, then
+ * {@link storeWorkerMain} called with it. Start it from a Blob URL (see the note at the top).
+ *
+ * @returns JavaScript module source.
+ *
+ * @example
+ * ```ts
+ * import { storeWorkerSource } from "./store_worker.ts";
+ * const url = URL.createObjectURL(new Blob([storeWorkerSource()], { type: "text/javascript" }));
+ * URL.revokeObjectURL(url);
+ * ```
+ */
+export function storeWorkerSource(): string {
+  return `import { DatabaseSync } from "node:sqlite";\n(${storeWorkerMain.toString()})(DatabaseSync);\n`;
+}
