@@ -46,6 +46,8 @@ async function startSite(options: StaticOptions = {}): Promise<Site> {
   await Deno.writeTextFile(`${s}/empty.txt`, "");
   await Deno.writeTextFile(`${s}/app.3f2a9c1b.js`, "console.log(1);\n");
   await Deno.writeTextFile(`${s}/page.txt`, "plain text\n");
+  await Deno.writeTextFile(`${s}/small.css`, "p { margin: 0; }\n".repeat(20)); // under 1 KiB
+  await Deno.writeTextFile(`${s}/images/logo.svg`, '<svg xmlns="http://www.w3.org/2000/svg"/>\n');
   await Deno.writeTextFile(`${s}/with space.txt`, "space\n");
   // Symlinks: one staying inside (allowed), and three ways out (refused).
   await Deno.symlink("style.css", `${s}/alias.css`);
@@ -282,7 +284,7 @@ Deno.test("serveStatic() maps the root, serves index.html for folders, redirects
       const res = await get(site, t);
       if (t === "/images") assert.equal(res.status, 301);
       else assert.equal(res.status, 404, t);
-      assert.ok(!dec.decode(res.body).includes("pier.svg"), `${t} listed the folder`);
+      assert.ok(!dec.decode(res.body).includes("logo.svg"), `${t} listed the folder`);
     }
     const q = await get(site, "/style.css?v=3");
     assert.equal(q.status, 200);
@@ -299,7 +301,7 @@ Deno.test("serveStatic() sets Content-Type from mime-db with a charset for text,
     const table: [string, string, string][] = [
       ["/index.html", "text/html; charset=utf-8", "no-cache"],
       ["/style.css", "text/css; charset=utf-8", "public, max-age=600"],
-      ["/images/pier.svg", "image/svg+xml", "public, max-age=600"],
+      ["/images/logo.svg", "image/svg+xml", "public, max-age=600"],
       ["/app.3f2a9c1b.js", "text/javascript; charset=utf-8", "public, max-age=31536000, immutable"],
       ["/page.txt", "text/plain; charset=utf-8", "public, max-age=600"],
       ["/data.bin", "application/octet-stream", "public, max-age=600"],
@@ -552,7 +554,7 @@ Deno.test("serveStatic() negotiates gzip and brotli, honours q=0, and never comp
     assert.equal(ranged.headers.get("content-encoding"), null);
     assert.equal(dec.decode(ranged.body), css.slice(0, 10));
     // Under 1 KiB: not worth it. Not compressible (random bytes, octet-stream): never, and no Vary.
-    const small = await get(site, "/style.css", { "accept-encoding": "gzip" });
+    const small = await get(site, "/small.css", { "accept-encoding": "gzip" });
     assert.equal(small.headers.get("content-encoding"), null);
     const bin = await get(site, "/data.bin", { "accept-encoding": "gzip" });
     assert.equal(bin.headers.get("content-encoding"), null);
@@ -651,7 +653,7 @@ Deno.test("serveStatic() stays correct when the cache budget is smaller than the
   try {
     const data = await Deno.readFile(`${site.dir}/static/data.bin`);
     for (let i = 0; i < 3; i++) {
-      for (const t of ["/data.bin", "/big.css", "/style.css", "/index.html"]) {
+      for (const t of ["/data.bin", "/big.css", "/small.css", "/index.html"]) {
         const res = await get(site, t, { "accept-encoding": "gzip" });
         assert.equal(res.status, 200, t);
       }
