@@ -7,6 +7,7 @@ import { serve } from "../server/serve.ts";
 import {
   caseSeed,
   checkParse,
+  checkResponses,
   corpusSeeds,
   type FeedMode,
   fromLatin1,
@@ -141,10 +142,10 @@ async function exchange(
   port: number,
   bytes: Uint8Array,
   ms: number,
-): Promise<{ text: string; timedOut: boolean }> {
+): Promise<{ text: string; timedOut: boolean; reset: boolean }> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const chunks: Uint8Array[] = [];
-  let timedOut = false;
+  let timedOut = false, reset = false;
   const timer = setTimeout(() => {
     timedOut = true;
     try {
@@ -158,7 +159,8 @@ async function exchange(
       try {
         n = await conn.read(buf);
       } catch {
-        return; // reset or closed by the timer: what arrived is what counts
+        reset = true; // reset, or closed by the timer: what arrived is what counts
+        return;
       }
       if (n === null) return;
       chunks.push(buf.slice(0, n));
@@ -182,7 +184,7 @@ async function exchange(
     all.set(c, at);
     at += c.length;
   }
-  return { text: dec.decode(all), timedOut };
+  return { text: dec.decode(all), timedOut, reset };
 }
 
 async function normalRequestWorks(port: number): Promise<void> {
@@ -194,6 +196,9 @@ async function normalRequestWorks(port: number): Promise<void> {
   assert.match(text, /^HTTP\/1\.1 200 OK\r\n/, "a normal request is served after the fuzzing");
   assert.ok(text.endsWith("\r\n\r\nGET /health"), `the whole answer arrives: ${JSON.stringify(text)}`);
 }
+
+const methodsOf = (bytes: Uint8Array) =>
+  checkParse(bytes, { kind: "whole" }).messages.map((m) => m.split(" ")[0]);
 
 /** A live server whose handler reads any body and names the URL, as ordinary handlers do. */
 function liveServer() {
@@ -219,6 +224,8 @@ interface LiveCase {
   bytes: Uint8Array;
   /** The status the parser gives the first message, when it refuses it. */
   expectError?: number;
+  /** Methods of the complete requests, as the parser reads them: what the answers must be framed for. */
+  methods: string[];
 }
 
 /**
@@ -243,7 +250,7 @@ async function runLive(cases: LiveCase[]): Promise<{ failures: string[]; firstSt
       while (next < cases.length) {
         const c = cases[next++];
         inFlight.add(c);
-        const { text, timedOut } = await exchange(server.addr.port, c.bytes, 10_000);
+        const { text, timedOut, reset } = await exchange(server.addr.port, c.bytes, 10_000);
         inFlight.delete(c);
         const fail = (why: string) =>
           failures.push(
@@ -256,6 +263,10 @@ async function runLive(cases: LiveCase[]): Promise<{ failures: string[]; firstSt
         ) {
           fail(`the parser says ${c.expectError}, the server said otherwise`);
         } else if (/^HTTP\/1\.1 5(?!01|05)/.test(text)) fail("a server error for client input");
+        else {
+          const wrong = checkResponses(text, c.methods, reset);
+          if (wrong !== null) fail(`the answers are not well-framed responses: ${wrong}`);
+        }
         const key = text === "" ? "closed" : text.slice(9, 12);
         firstStatus.set(key, (firstStatus.get(key) ?? 0) + 1);
       }
@@ -272,14 +283,20 @@ async function runLive(cases: LiveCase[]): Promise<{ failures: string[]; firstSt
 Deno.test(`fuzz: ${LIVE_CASES} mutated requests to a live server get a status line or a close, and it stays up`, async () => {
   const t0 = performance.now();
   const cases: LiveCase[] = REGRESSIONS.filter((r) => r.bug === undefined)
-    .map((r) => ({ i: -1, seed: r.seed, bytes: latin1(r.bytes) }));
+    .map((r) => ({ i: -1, seed: r.seed, bytes: latin1(r.bytes), methods: methodsOf(latin1(r.bytes)) }));
   for (let i = 0; i < LIVE_CASES; i++) {
     // Offset from the parser cases, so the live run sees other mutants.
     const c = makeCase(PARSER_CASES + i);
     const out = checkParse(c.bytes, { kind: "whole" });
     // When the very first message is refused by the parser, the server must answer with its status.
     const expectError = out.messages.length === 0 && !out.partial ? out.error : undefined;
-    cases.push({ i: PARSER_CASES + i, seed: c.seed, bytes: c.bytes, expectError });
+    cases.push({
+      i: PARSER_CASES + i,
+      seed: c.seed,
+      bytes: c.bytes,
+      expectError,
+      methods: methodsOf(c.bytes),
+    });
   }
   const { failures, firstStatus } = await runLive(cases);
   console.log(
@@ -301,6 +318,7 @@ Deno.test({
     const cases = REGRESSIONS.filter((r) => r.bug !== undefined).map((r) => ({
       i: -1,
       bytes: latin1(r.bytes),
+      methods: methodsOf(latin1(r.bytes)),
     }));
     assert.ok(cases.length > 0);
     const { failures, firstStatus } = await runLive(cases);
