@@ -381,7 +381,7 @@ export function staticFiles(
     );
   });
 
-  // Keyed by the request's URL path; insertion order is the LRU order (a hit re-inserts).
+  // Keyed by the canonical URL path (see miss); insertion order is the LRU order (a hit re-inserts).
   const cache = new Map<string, Entry>();
   let cachedBytes = 0;
   let rootReal: Promise<string> | null = null;
@@ -572,14 +572,22 @@ export function staticFiles(
     const client = info?.remoteAddr?.hostname ?? "unknown";
     const safe = resolveSafePath(pathname);
     if (!safe.ok) return refuse(safe.status, safe.reason, client, pathname + search);
+    // One cache entry per file, however the path was spelled (`/%73tyle.css`, `/a/../style.css`): the key
+    // is the canonical encoded path, which a plain request uses as is and which decodes to the same file.
+    const key = "/" + safe.segments.map(encodeURIComponent).join("/") +
+      (safe.trailingSlash && safe.segments.length > 0 ? "/" : "");
+    if (key !== pathname) {
+      const entry = cache.get(key);
+      if (entry !== undefined && fresh(entry)) return await respond(request, key, entry);
+    }
     const found = await load(safe.segments, safe.trailingSlash);
     if (found.kind === "missing") return null;
     if (found.kind === "refused") return refuse(found.status, found.reason, client, pathname + search);
     if (found.kind === "redirect") {
       return new Response(null, { status: 301, headers: { location: found.location + search } });
     }
-    remember(pathname, found.entry);
-    return await respond(request, pathname, found.entry);
+    remember(key, found.entry);
+    return await respond(request, key, found.entry);
   };
 
   // Not async: a fresh cache hit answers synchronously, which spares the engine an await per request.
@@ -590,7 +598,7 @@ export function staticFiles(
     const method = request.method;
     if (method !== "GET" && method !== "HEAD") return null;
     const { pathname, search } = splitUrl(request.url);
-    // The cache is keyed by the raw path, and only paths that passed the jail are ever stored in it.
+    // Keys are canonical paths that passed the jail, so a request spelled exactly so is safe to answer.
     const entry = cache.get(pathname);
     if (entry !== undefined) {
       if (fresh(entry)) {

@@ -369,6 +369,26 @@ Deno.test("staticFiles() returns null for a missing file or another method, so a
   }
 });
 
+Deno.test("serveStatic() caches one entry per file, and spellings that decode differently never collide", async () => {
+  const site = await startSite();
+  try {
+    await Deno.writeTextFile(`${site.dir}/static/%41.txt`, "literal percent\n");
+    await Deno.writeTextFile(`${site.dir}/static/A.txt`, "letter A\n");
+    for (let i = 0; i < 2; i++) {
+      assert.equal(dec.decode((await get(site, "/%2541.txt")).body), "literal percent\n");
+      assert.equal(dec.decode((await get(site, "/%41.txt")).body), "letter A\n");
+      assert.equal(dec.decode((await get(site, "/A.txt")).body), "letter A\n");
+      assert.equal(dec.decode((await get(site, "/images/..%2fA.txt")).body), "letter A\n");
+    }
+    // A change seen through one spelling is seen through all.
+    await Deno.writeTextFile(`${site.dir}/static/A.txt`, "letter A, changed\n");
+    assert.equal(dec.decode((await get(site, "/%41.txt")).body), "letter A, changed\n");
+    assert.equal(dec.decode((await get(site, "/A.txt")).body), "letter A, changed\n");
+  } finally {
+    await site.close();
+  }
+});
+
 // ------------------------------------------------------------------------------------------ preconditions
 
 Deno.test("serveStatic() evaluates preconditions in RFC 9110 §13.2.2 order", async () => {
