@@ -25,6 +25,9 @@ import { type Store, StoreError } from "./store.ts";
 /** The placeholder in static/index.html that becomes the visitor's own visit count. */
 export const VISIT_COUNT_PLACEHOLDER = "{{VISIT_COUNT}}";
 
+/** The placeholder as found: `deno fmt` writes template tags with inner spaces (`{{ VISIT_COUNT }}`). */
+const VISIT_COUNT_RE = /\{\{\s*VISIT_COUNT\s*\}\}/;
+
 /** Contact form limits, in characters: enough for a real name, address and letter; not for a dump. */
 export const CONTACT_LIMITS = { name: 100, email: 254, message: 5000 } as const;
 
@@ -163,7 +166,7 @@ class HomePage {
       throw err;
     }
     if (this.#cached?.mtime !== mtime) {
-      this.#cached = { mtime, parts: (await Deno.readTextFile(this.#path)).split(VISIT_COUNT_PLACEHOLDER) };
+      this.#cached = { mtime, parts: (await Deno.readTextFile(this.#path)).split(VISIT_COUNT_RE) };
     }
     return this.#cached.parts;
   }
@@ -195,25 +198,29 @@ function sessionIdOf(ctx: Context): string | null {
  * The framework's sessions, applied only where a page uses them, and tolerant of the database: when loading
  * the session fails, the page still runs without one (`ctx.state.storeError` says why), so a contact form
  * can show what was typed; when saving it after the page fails, the page's answer is kept and the failure
- * logged (a visit count is not worth a lost answer).
+ * logged (a committed message must still be acknowledged), unless the page said its answer depends on the
+ * save (`ctx.state.sessionMustSave`: the home page's visit count), which then becomes a 503.
  */
 function siteSessions(store: Store, options: Omit<SessionOptions, "store">): Middleware {
   const inner = sessions({ ...options, store: store.sessions });
   return async function siteSessions(request, next, ctx) {
     if (!SESSION_PATHS.has(ctx.url.pathname)) return await next();
-    let answered: Response | null = null;
-    let reached = false;
+    // Boxed: assigned inside the callback, which TypeScript's narrowing does not follow.
+    const seen: { answered: Response | null; reached: boolean } = { answered: null, reached: false };
     try {
       return await inner(request, async () => {
-        reached = true;
-        return answered = await next();
+        seen.reached = true;
+        return seen.answered = await next();
       }, ctx);
     } catch (err) {
       if (!(err instanceof StoreError)) throw err;
-      if (reached) {
+      if (seen.reached) {
+        if (!seen.answered || ctx.state.sessionMustSave) {
+          await seen.answered?.body?.cancel();
+          throw err;
+        }
         console.warn(`[store] session not saved for ${request.method} ${ctx.url.pathname}: ${err.message}`);
-        if (answered) return answered;
-        throw err;
+        return seen.answered;
       }
       console.warn(`[store] session not loaded for ${request.method} ${ctx.url.pathname}: ${err.message}`);
       ctx.state.session = undefined;
@@ -357,7 +364,10 @@ export function createSite(options: SiteOptions): Router {
     const previous = Number(session.get("visits") ?? 0);
     let count = Number.isSafeInteger(previous) && previous >= 0 ? previous : 0;
     // A HEAD is not a visit: it shows what a GET would, without counting.
-    if (request.method === "GET") session.set("visits", ++count);
+    if (request.method === "GET") {
+      session.set("visits", ++count);
+      ctx.state.sessionMustSave = true; // a count that was not stored would be a lie
+    }
     return htmlResponse(parts.join(String(Math.max(count, 1))));
   };
   router.get("/", home);

@@ -1,0 +1,398 @@
+// The site's handler in memory (no socket): pages, the visit count, the contact form and uploads end to end
+// through the router and a real database Worker, and what a visitor sees when the database fails.
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { CONTACT_LIMITS, formatBytes, validateContact } from "../app/site.ts";
+import { formPost, memorySite, sessionCookie } from "./fixtures/site_fixture.ts";
+
+const BASE = "http://localhost";
+
+Deno.test("validateContact() accepts a sane message and names each bad field", () => {
+  const ok = { name: "Ada", email: "ada@example.com", message: "Hello" };
+  const cases: [string, Partial<typeof ok>, string[]][] = [
+    ["valid", {}, []],
+    ["empty name", { name: "" }, ["name"]],
+    ["long name", { name: "x".repeat(CONTACT_LIMITS.name + 1) }, ["name"]],
+    ["name at the limit", { name: "x".repeat(CONTACT_LIMITS.name) }, []],
+    ["empty email", { email: "" }, ["email"]],
+    ["no @", { email: "ada.example.com" }, ["email"]],
+    ["no domain dot", { email: "ada@localhost" }, ["email"]],
+    ["space in email", { email: "ada lovelace@example.com" }, ["email"]],
+    ["two @", { email: "a@b@example.com" }, ["email"]],
+    ["long email", { email: `${"a".repeat(60)}@${"b".repeat(200)}.com` }, ["email"]],
+    ["subdomain email", { email: "ada@mail.example.co.uk" }, []],
+    ["empty message", { message: "" }, ["message"]],
+    ["long message", { message: "x".repeat(CONTACT_LIMITS.message + 1) }, ["message"]],
+    ["all empty", { name: "", email: "", message: "" }, ["name", "email", "message"]],
+  ];
+  for (const [label, change, fields] of cases) {
+    assert.deepEqual(Object.keys(validateContact({ ...ok, ...change })).sort(), fields.sort(), label);
+  }
+});
+
+Deno.test("formatBytes() writes sizes in binary units", () => {
+  const cases: [number, string][] = [
+    [0, "0 bytes"],
+    [1023, "1023 bytes"],
+    [1024, "1 KB"],
+    [1536, "1.5 KB"],
+    [25 * 1024 * 1024, "25 MB"],
+    [300 * 1024 * 1024, "300 MB"],
+    [3 * 1024 ** 3, "3 GB"],
+  ];
+  for (const [bytes, text] of cases) assert.equal(formatBytes(bytes), text, String(bytes));
+});
+
+Deno.test("the home page counts the visitor's own visits through the session cookie", async () => {
+  const site = await memorySite();
+  try {
+    const first = await site.fetch(new Request(`${BASE}/`));
+    assert.equal(first.status, 200);
+    assert.equal(first.headers.get("content-type"), "text/html; charset=utf-8");
+    assert.equal(first.headers.get("cache-control"), "no-store");
+    const html = await first.text();
+    assert.match(html, /visit number <strong class="visit-count">1<\/strong>/);
+    assert.ok(!html.includes("{{VISIT_COUNT}}"));
+    const cookie = sessionCookie(first);
+    assert.ok(cookie?.startsWith("pier_sid="), String(cookie));
+
+    const second = await site.fetch(new Request(`${BASE}/index.html`, { headers: { cookie: cookie! } }));
+    assert.match(await second.text(), /visit-count">2</);
+    // HEAD shows the same page without counting a visit, and without a body.
+    const head = await site.fetch(new Request(`${BASE}/`, { method: "HEAD", headers: { cookie: cookie! } }));
+    assert.equal(head.status, 200);
+    assert.equal(head.body, null);
+    const third = await site.fetch(new Request(`${BASE}/`, { headers: { cookie: cookie! } }));
+    assert.match(await third.text(), /visit-count">3</);
+
+    // Another visitor starts at 1; the count lives in the sessions table.
+    const other = await site.fetch(new Request(`${BASE}/`));
+    assert.match(await other.text(), /visit-count">1</);
+    const db = new DatabaseSync(`${site.dir}/site.db`);
+    const row = db.prepare("SELECT visit_count FROM sessions WHERE id = ?").get(cookie!.split("=")[1]) as {
+      visit_count: number;
+    };
+    db.close();
+    assert.equal(Number(row.visit_count), 3);
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("the profile page greets any single segment, HTML-escaped", async () => {
+  const site = await memorySite();
+  try {
+    const cases: [string, number, string | null][] = [
+      ["/profile/alice", 200, "Hello, alice!"],
+      ["/profile/J%C3%BCrgen", 200, "Hello, Jürgen!"],
+      ["/profile/%3Cscript%3Ealert(1)%3C%2Fscript%3E", 200, "Hello, &lt;script&gt;alert(1)&lt;/script&gt;!"],
+      ["/profile/a%22b'c", 200, "Hello, a&quot;b&#39;c!"],
+      ["/profile/%zz", 400, null],
+      ["/profile/a%00b", 400, null],
+      ["/profile/", 404, null],
+      ["/profile/alice/extra", 404, null],
+    ];
+    for (const [path, status, text] of cases) {
+      const res = await site.fetch(new Request(`${BASE}${path}`));
+      const body = await res.text();
+      assert.equal(res.status, status, path);
+      if (text) assert.ok(body.includes(text), `${path}: ${body}`);
+      assert.ok(!body.includes("<script>"), path);
+    }
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("POST /contact stores a valid message, then answers 303 to the thank-you page", async () => {
+  const site = await memorySite();
+  try {
+    const home = await site.fetch(new Request(`${BASE}/`));
+    const cookie = sessionCookie(home)!;
+    const res = await site.fetch(
+      formPost(`${BASE}/contact`, { name: " Ada ", email: "ada@example.com", message: "Hi\r\nthere" }, {
+        cookie,
+        "sec-fetch-site": "same-origin",
+      }),
+    );
+    assert.equal(res.status, 303);
+    assert.equal(res.headers.get("location"), "/contact/thanks");
+    const [message] = await site.store.listMessages();
+    assert.equal(message.name, "Ada");
+    assert.equal(message.email, "ada@example.com");
+    assert.equal(message.message, "Hi\r\nthere");
+    assert.equal(message.clientAddr, "127.0.0.1");
+    assert.equal(message.sessionId, cookie.split("=")[1]);
+    const thanks = await site.fetch(new Request(`${BASE}/contact/thanks`));
+    assert.equal(thanks.status, 200);
+    assert.match(await thanks.text(), /Thank you!/);
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("invalid contact input re-renders the form with 422, the errors and the values typed (escaped)", async () => {
+  const site = await memorySite();
+  try {
+    const res = await site.fetch(
+      formPost(`${BASE}/contact`, { name: "<b>Ada</b>", email: "not-an-email", message: "" }),
+    );
+    assert.equal(res.status, 422);
+    const html = await res.text();
+    assert.match(html, /value="&lt;b&gt;Ada&lt;\/b&gt;"/);
+    assert.match(html, /value="not-an-email"/);
+    assert.match(html, /id="email-error">That does not look like an email address/);
+    assert.match(html, /id="message-error">Please write a message/);
+    assert.match(html, /aria-invalid="true" aria-describedby="email-error"/);
+    assert.ok(!html.includes("<b>Ada</b>"));
+    assert.deepEqual(await site.store.listMessages(), []);
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("POST /contact refuses what is not a form: wrong type 415, too large 413, cross-site 403", async () => {
+  const site = await memorySite();
+  try {
+    const cases: [string, Request, number][] = [
+      [
+        "text/plain",
+        new Request(`${BASE}/contact`, {
+          method: "POST",
+          headers: { "content-type": "text/plain" },
+          body: "x",
+        }),
+        415,
+      ],
+      [
+        "over 64 KiB",
+        formPost(`${BASE}/contact`, { name: "a", email: "a@b.cd", message: "x".repeat(70_000) }),
+        413,
+      ],
+      ["cross-site", formPost(`${BASE}/contact`, { name: "a" }, { "sec-fetch-site": "cross-site" }), 403],
+      [
+        "no body",
+        new Request(`${BASE}/contact`, {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+        }),
+        422,
+      ],
+    ];
+    for (const [label, request, status] of cases) {
+      const res = await site.fetch(request);
+      await res.body?.cancel();
+      assert.equal(res.status, status, label);
+    }
+    assert.deepEqual(await site.store.listMessages(), []);
+  } finally {
+    await site.close();
+  }
+});
+
+function uploadRequest(
+  content: BlobPart[],
+  name: string,
+  description = "",
+  headers: HeadersInit = {},
+): Request {
+  const form = new FormData();
+  form.append("description", description);
+  form.append("file", new File(content, name, { type: "text/plain" }));
+  return new Request(`${BASE}/upload`, { method: "POST", body: form, headers });
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names;
+}
+
+Deno.test("POST /upload stores the file under a random name, records it and lists it on the page", async () => {
+  const site = await memorySite();
+  try {
+    const res = await site.fetch(uploadRequest(["hello upload"], "../../notes <1>.txt", "My notes"));
+    assert.equal(res.status, 200);
+    const html = await res.text();
+    assert.match(html, /<dd>notes &lt;1&gt;.txt<\/dd>/);
+    assert.match(html, /<dd>12 bytes<\/dd>/);
+    assert.match(html, /<dd>My notes<\/dd>/);
+    const sha = Array.from(
+      new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode("hello upload"))),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    assert.ok(html.includes(sha));
+    const [upload] = await site.store.listUploads();
+    assert.equal(upload.originalName, "notes <1>.txt");
+    assert.equal(upload.size, 12);
+    assert.equal(upload.sha256, sha);
+    assert.equal(upload.description, "My notes");
+    assert.match(upload.storedName, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(await listDir(site.uploadDir), [upload.storedName]);
+    assert.equal(await Deno.readTextFile(`${site.uploadDir}/${upload.storedName}`), "hello upload");
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("POST /upload over the limit answers 413 on the form and leaves no file behind", async () => {
+  const site = await memorySite({ maxUploadBytes: 1024 });
+  try {
+    const res = await site.fetch(uploadRequest([new Uint8Array(4096)], "big.bin", "too big"));
+    assert.equal(res.status, 413);
+    assert.match(await res.text(), /larger than the 1 KB limit/);
+    assert.deepEqual(await listDir(site.uploadDir), []);
+    assert.deepEqual(await site.store.listUploads(), []);
+    // At the limit exactly is fine.
+    const ok = await site.fetch(uploadRequest([new Uint8Array(1024)], "edge.bin"));
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("POST /upload without a file, or with a long description, re-renders the form with 422", async () => {
+  const site = await memorySite();
+  try {
+    const form = new FormData();
+    form.append("description", "forgot the file");
+    form.append("file", new File([], "", { type: "application/octet-stream" }));
+    const none = await site.fetch(new Request(`${BASE}/upload`, { method: "POST", body: form }));
+    assert.equal(none.status, 422);
+    const html = await none.text();
+    assert.match(html, /Please choose a file/);
+    assert.match(html, /value="forgot the file"/);
+    const long = await site.fetch(uploadRequest(["x"], "a.txt", "d".repeat(501)));
+    assert.equal(long.status, 422);
+    await long.body?.cancel();
+    assert.deepEqual(await listDir(site.uploadDir), []);
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("unknown paths get the 404 page; other methods on a static file get 405 with Allow", async () => {
+  const site = await memorySite();
+  try {
+    const missing = await site.fetch(new Request(`${BASE}/no/such/page`));
+    assert.equal(missing.status, 404);
+    assert.match(await missing.text(), /Page not found[\s\S]*<code>\/no\/such\/page<\/code>/);
+    const css = await site.fetch(new Request(`${BASE}/style.css`, { method: "POST" }));
+    assert.equal(css.status, 405);
+    assert.equal(css.headers.get("allow"), "GET, HEAD");
+    await css.body?.cancel();
+    const put = await site.fetch(new Request(`${BASE}/contact`, { method: "PUT" }));
+    assert.equal(put.status, 405);
+    assert.equal(put.headers.get("allow"), "GET, HEAD, POST, OPTIONS");
+    await put.body?.cancel();
+    const postMissing = await site.fetch(new Request(`${BASE}/nothing-here`, { method: "POST" }));
+    assert.equal(postMissing.status, 404);
+    await postMissing.body?.cancel();
+    const favicon = await site.fetch(new Request(`${BASE}/favicon.svg`));
+    assert.equal(favicon.status, 200);
+    assert.equal(favicon.headers.get("content-type"), "image/svg+xml");
+    await favicon.body?.cancel();
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("a locked database: the contact form answers 503 and keeps what was typed; nothing is lost later", async () => {
+  const site = await memorySite({}, { busyTimeoutMs: 50 });
+  try {
+    await site.store.ready();
+    const locker = new DatabaseSync(`${site.dir}/site.db`);
+    locker.exec("PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE");
+    let res: Response;
+    try {
+      res = await site.fetch(
+        formPost(`${BASE}/contact`, { name: "Ada", email: "ada@example.com", message: "Still here?" }),
+      );
+    } finally {
+      locker.exec("ROLLBACK");
+      locker.close();
+    }
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get("retry-after"), "30");
+    const html = await res.text();
+    assert.match(html, /was not sent yet/);
+    assert.match(html, /value="Ada"/);
+    assert.match(html, />Still here\?<\/textarea>/);
+    // The lock is gone: the same post goes through.
+    const again = await site.fetch(
+      formPost(`${BASE}/contact`, { name: "Ada", email: "ada@example.com", message: "Still here?" }),
+    );
+    assert.equal(again.status, 303);
+    assert.equal((await site.store.listMessages()).length, 1);
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("a locked database: an upload answers 503 and its file is not kept", async () => {
+  const site = await memorySite({}, { busyTimeoutMs: 50 });
+  try {
+    await site.store.ready();
+    const locker = new DatabaseSync(`${site.dir}/site.db`);
+    locker.exec("PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE");
+    let res: Response;
+    try {
+      res = await site.fetch(uploadRequest(["data"], "a.txt", "kept description"));
+    } finally {
+      locker.exec("ROLLBACK");
+      locker.close();
+    }
+    assert.equal(res.status, 503);
+    const html = await res.text();
+    assert.match(html, /was not kept/);
+    assert.match(html, /value="kept description"/);
+    assert.deepEqual(await listDir(site.uploadDir), []);
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("a corrupt database file: pages that need it answer 503, static files and forms still work", async () => {
+  const site = await memorySite({}, { busyTimeoutMs: 50 });
+  try {
+    await Deno.writeTextFile(`${site.dir}/site.db`, "this is not a database\n".repeat(200));
+    const home = await site.fetch(new Request(`${BASE}/`));
+    assert.equal(home.status, 503);
+    assert.match(await home.text(), /Temporarily unavailable/);
+    const css = await site.fetch(new Request(`${BASE}/style.css`));
+    assert.equal(css.status, 200);
+    await css.body?.cancel();
+    const form = await site.fetch(new Request(`${BASE}/contact`));
+    assert.equal(form.status, 200);
+    await form.body?.cancel();
+    const post = await site.fetch(
+      formPost(`${BASE}/contact`, { name: "Ada", email: "ada@example.com", message: "Corrupt?" }),
+    );
+    assert.equal(post.status, 503);
+    assert.match(await post.text(), />Corrupt\?<\/textarea>/);
+    // Once the file is replaced, the store opens it again without a restart.
+    await Deno.remove(`${site.dir}/site.db`);
+    const fixed = await site.fetch(new Request(`${BASE}/`));
+    assert.equal(fixed.status, 200);
+    await fixed.body?.cancel();
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("HTML pages carry the security headers; pages are not cached by shared caches", async () => {
+  const site = await memorySite();
+  try {
+    for (const path of ["/", "/contact", "/upload", "/profile/x", "/missing"]) {
+      const res = await site.fetch(new Request(`${BASE}${path}`));
+      await res.body?.cancel();
+      assert.match(res.headers.get("content-security-policy") ?? "", /default-src 'self'/, path);
+      assert.equal(res.headers.get("x-content-type-options"), "nosniff", path);
+      assert.equal(res.headers.get("x-frame-options"), "DENY", path);
+      assert.equal(res.headers.get("cache-control"), "no-store", path);
+    }
+  } finally {
+    await site.close();
+  }
+});
