@@ -1,0 +1,91 @@
+// The site's flags as tables: sizes for --max-upload, every flag of `deno task start`, and the refusals
+// (unknown flags, missing values, --cert without --key) that must stop the site before it starts.
+import assert from "node:assert/strict";
+import { MAX_UPLOAD_CEILING, parseMessagesArgs, parseSiteArgs, parseSize } from "../app/cli.ts";
+
+const MiB = 1024 * 1024;
+
+Deno.test("parseSize() reads sizes in binary units, as nginx does", () => {
+  const cases: [string, number][] = [
+    ["25MB", 25 * MiB],
+    ["300MB", 300 * MiB],
+    ["300mb", 300 * MiB],
+    ["300 MiB", 300 * MiB],
+    ["25m", 25 * MiB],
+    ["512k", 512 * 1024],
+    ["512KB", 512 * 1024],
+    ["1.5GB", 1.5 * 1024 * MiB],
+    ["1048576", MiB],
+    ["10b", 10],
+    [" 2MB ", 2 * MiB],
+  ];
+  for (const [text, bytes] of cases) assert.equal(parseSize(text), bytes, text);
+});
+
+Deno.test("parseSize() refuses what is not a positive size", () => {
+  for (const text of ["", "MB", "25 XB", "-5MB", "0", "0MB", "1e3", "25MB5", "0x10", "twelve"]) {
+    assert.throws(() => parseSize(text), TypeError, text);
+  }
+});
+
+Deno.test("parseSiteArgs() fills the defaults: 127.0.0.1:8000, 25 MB uploads, data/, plain HTTP", () => {
+  assert.deepEqual(parseSiteArgs([]), {
+    host: "127.0.0.1",
+    port: 8000,
+    cert: null,
+    key: null,
+    maxUploadBytes: 25 * MiB,
+    dataDir: "data",
+    quiet: false,
+    dev: false,
+  });
+});
+
+Deno.test("parseSiteArgs() reads every flag, in both --flag value and --flag=value forms", () => {
+  const cases: [string[], Partial<ReturnType<typeof parseSiteArgs>>][] = [
+    [["--host", "0.0.0.0", "--port", "8080"], { host: "0.0.0.0", port: 8080 }],
+    [["--host=::1", "--port=0"], { host: "::1", port: 0 }],
+    [["--max-upload", "300MB"], { maxUploadBytes: 300 * MiB }],
+    [["--max-upload=1KB"], { maxUploadBytes: 1024 }],
+    [["--cert", "certs/c.pem", "--key", "certs/k.pem"], { cert: "certs/c.pem", key: "certs/k.pem" }],
+    [["--data", "/var/lib/pier/"], { dataDir: "/var/lib/pier" }],
+    [["--quiet"], { quiet: true }],
+    [["-q", "--dev"], { quiet: true, dev: true }],
+  ];
+  for (const [args, expected] of cases) {
+    const config = parseSiteArgs(args);
+    for (const [key, value] of Object.entries(expected)) {
+      assert.equal(config[key as keyof typeof config], value, `${args.join(" ")}: ${key}`);
+    }
+  }
+});
+
+Deno.test("parseSiteArgs() refuses unknown flags, bad values and half a TLS pair", () => {
+  const cases: [string[], RegExp][] = [
+    [["--max-uplaod", "300MB"], /Unknown flag/],
+    [["--port"], /needs a value/],
+    [["--port", "70000"], /Bad --port/],
+    [["--port", "80a"], /Bad --port/],
+    [["--port", "-1"], /Bad --port/],
+    [["--max-upload", "lots"], /Not a size/],
+    [["--max-upload", "5GB"], new RegExp(`ceiling of ${MAX_UPLOAD_CEILING}`)],
+    [["--cert", "c.pem"], /go together/],
+    [["--key", "k.pem"], /go together/],
+    [["--quiet=yes"], /takes no value/],
+    [["--data="], /needs a value/],
+    [["serve"], /Unknown flag/],
+  ];
+  for (const [args, message] of cases) assert.throws(() => parseSiteArgs(args), message, args.join(" "));
+});
+
+Deno.test("parseMessagesArgs() reads --json, --data and --limit", () => {
+  assert.deepEqual(parseMessagesArgs([]), { json: false, dataDir: "data", limit: 1_000_000 });
+  assert.deepEqual(parseMessagesArgs(["--json", "--data", "d/", "--limit=5"]), {
+    json: true,
+    dataDir: "d",
+    limit: 5,
+  });
+  for (const args of [["--limit", "0"], ["--limit", "x"], ["--csv"]]) {
+    assert.throws(() => parseMessagesArgs(args), TypeError, args.join(" "));
+  }
+});
