@@ -307,7 +307,8 @@ Deno.test("a client that vanishes mid-download gets the response stream cancelle
         assert.ok(n !== null);
         got += n;
       }
-      assert.equal(await openDescriptors(path), 1, "the file is open while it streams");
+      // At least 1: Deno dups the descriptor for each read in flight on its blocking pool.
+      assert.ok(await openDescriptors(path) >= 1, "the file is open while it streams");
       conn.close();
       assert.ok(await waitFor(() => state.cancelled === 1, 3000), "the stream was cancelled");
       await sendAndVanish(port, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 200);
@@ -315,7 +316,10 @@ Deno.test("a client that vanishes mid-download gets the response stream cancelle
     });
     assert.equal(state.opened, 2);
     assert.equal(state.closed, 2, "every file the handlers opened was closed");
-    assert.equal(await openDescriptors(path), 0, "no descriptor stays open on the file");
+    assert.ok(
+      await waitFor(async () => await openDescriptors(path) === 0, 1000),
+      "no descriptor stays open on the file",
+    );
     assert.equal(state.aborted, 2, "request.signal was aborted for both");
     assert.ok(state.pulls < 400, `the server stopped pulling (${state.pulls} pulls of 64 KiB)`);
   } finally {
@@ -377,4 +381,17 @@ Deno.test({
       assert.ok(await waitFor(() => aborted, 2000), "request.signal aborted within 2 s of the hang-up");
     });
   },
+});
+
+Deno.test("a client that vanishes during a large in-memory answer, or a deep pipeline it never reads, is quiet", async () => {
+  const big = new Uint8Array(8 * 1024 * 1024).fill(0x62);
+  let served = 0;
+  await withServer((req) => {
+    served++;
+    return new URL(req.url).pathname === "/big" ? new Response(big) : new Response("small answer\n");
+  }, async (port) => {
+    await sendAndVanish(port, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", 100);
+    await sendAndVanish(port, "GET /small HTTP/1.1\r\nHost: a\r\n\r\n".repeat(2000), 100);
+    assert.ok(await waitFor(() => served >= 2, 2000), "the server answered both before they hung up");
+  });
 });

@@ -28,9 +28,9 @@ const SEED = (() => {
   return n;
 })();
 /** Parser cases per run; each is parsed three ways. */
-const PARSER_CASES = Number(Deno.env.get("PIER_FUZZ_CASES") ?? 10000);
+const PARSER_CASES = Number(Deno.env.get("PIER_FUZZ_CASES") ?? 20000);
 /** Live-server cases per run: each costs a connection. */
-const LIVE_CASES = Number(Deno.env.get("PIER_FUZZ_LIVE_CASES") ?? 240);
+const LIVE_CASES = Number(Deno.env.get("PIER_FUZZ_LIVE_CASES") ?? 300);
 
 const CORPUS = new URL("../../shared/http-corpus/requests.jsonl", import.meta.url).pathname;
 const SEEDS: Uint8Array[] = [...OWN_SEEDS, ...corpusSeeds(CORPUS)].map(latin1);

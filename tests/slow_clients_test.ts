@@ -159,3 +159,81 @@ Deno.test("400 slowloris connections are closed by the head timeout while a norm
     await server.shutdown();
   }
 });
+
+Deno.test("a client that dribbles its body is dropped by the body timeout, and the handler's read fails", async () => {
+  const outcomes: string[] = [];
+  const server = serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {}, bodyTimeoutMs: 1000 },
+    async (req) => {
+      try {
+        await req.arrayBuffer();
+        outcomes.push("read");
+      } catch (e) {
+        outcomes.push((e as Error).name);
+      }
+      return new Response("done\n");
+    },
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    const t0 = performance.now();
+    await conn.write(enc.encode("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nabc"));
+    // Silence after 3 bytes: no progress for longer than the body timeout.
+    const buf = new Uint8Array(1024);
+    let text = "";
+    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+      text += dec.decode(buf.subarray(0, n));
+    }
+    const closedAfter = performance.now() - t0;
+    console.log(`slow body: closed ${Math.round(closedAfter)} ms after the last byte (body timeout 1000 ms)`);
+    assert.ok(
+      closedAfter >= 1000 - TICK_MS - 50 && closedAfter <= 1000 + TICK_MS + SLACK_MS,
+      `${closedAfter} ms`,
+    );
+    assert.equal(text, "", "no answer to a request whose body never came");
+    assert.deepEqual(outcomes, ["ClientGone"]);
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("a client that stops reading a streamed answer is dropped by the write timeout, and the stream cancelled", async () => {
+  let cancelled = false, pulls = 0;
+  const server = serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {}, writeTimeoutMs: 1000 },
+    () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          pull(controller) {
+            pulls++;
+            controller.enqueue(new Uint8Array(64 * 1024).fill(0x63));
+          },
+          cancel() {
+            cancelled = true;
+          },
+        }, { highWaterMark: 0 }),
+      ),
+  );
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    await conn.write(enc.encode("GET /endless HTTP/1.1\r\nHost: a\r\n\r\n"));
+    const buf = new Uint8Array(1024);
+    assert.ok((await conn.read(buf)) !== null, "the answer starts");
+    // Then never read again: the socket buffers fill, the server's write stalls.
+    const t0 = performance.now();
+    while (!cancelled && performance.now() - t0 < 10_000) await sleep(50);
+    const after = performance.now() - t0;
+    console.log(
+      `slow reader: stream cancelled ${
+        Math.round(after)
+      } ms after the client stopped reading (${pulls} pulls)`,
+    );
+    assert.ok(cancelled, "the stream was cancelled");
+    // Filling the socket buffers takes a moment before the write stalls and the timer starts.
+    assert.ok(after <= 1000 + TICK_MS + SLACK_MS + 1000, `${after} ms`);
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});
