@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { serve } from "../server/serve.ts";
 import { parseMultipart } from "../server/multipart.ts";
+import { serveStatic } from "../server/static.ts";
 import type { Handler } from "../server/types.ts";
 
 const enc = new TextEncoder();
@@ -394,4 +395,32 @@ Deno.test("a client that vanishes during a large in-memory answer, or a deep pip
     await sendAndVanish(port, "GET /small HTTP/1.1\r\nHost: a\r\n\r\n".repeat(2000), 100);
     assert.ok(await waitFor(() => served >= 2, 2000), "the server answered both before they hung up");
   });
+});
+
+Deno.test("a client that vanishes mid-download of a static file (serveStatic) leaves the file closed", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "pier_disconnect_static_" }));
+  const path = `${dir}/movie.bin`;
+  // Larger than the static cache takes (256 KiB per file by default), so it streams from disk.
+  await Deno.writeFile(path, new Uint8Array(16 * 1024 * 1024).fill(0x6d));
+  try {
+    await withServer(serveStatic(dir), async (port) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(enc.encode("GET /movie.bin HTTP/1.1\r\nHost: a\r\n\r\n"));
+      const buf = new Uint8Array(64 * 1024);
+      let got = "";
+      while (!got.includes("\r\n\r\n")) got += dec.decode(buf.subarray(0, (await conn.read(buf)) ?? 0));
+      assert.match(got, /^HTTP\/1\.1 200 OK\r\n[^]*content-length: 16777216\r\n/i);
+      assert.ok(await openDescriptors(path) >= 1, "the file is open while it streams");
+      conn.close();
+      // Sanitizers would also catch the file left open at the end of the test.
+      assert.ok(await waitFor(async () => await openDescriptors(path) === 0, 3000), "the file was closed");
+      await sendAndVanish(port, "GET /movie.bin HTTP/1.1\r\nHost: a\r\nRange: bytes=1000-\r\n\r\n", 100);
+      assert.ok(
+        await waitFor(async () => await openDescriptors(path) === 0, 3000),
+        "the ranged file was closed",
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
