@@ -36,6 +36,20 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
 }
 
+/** Capture console.error and console.warn until `restore()`: timeouts are routine and must log nothing. */
+function captureLogs(): { logged: string[]; restore: () => void } {
+  const logged: string[] = [];
+  const origError = console.error, origWarn = console.warn;
+  console.error = console.warn = (...a: unknown[]) => logged.push(a.map(String).join(" "));
+  return {
+    logged,
+    restore() {
+      console.error = origError;
+      console.warn = origWarn;
+    },
+  };
+}
+
 Deno.test("400 slowloris connections are closed by the head timeout while a normal client's p99 stays < 100 ms", async () => {
   const logged: string[] = [];
   const origError = console.error, origWarn = console.warn;
@@ -166,6 +180,7 @@ Deno.test("400 slowloris connections are closed by the head timeout while a norm
 });
 
 Deno.test("a client that dribbles its body is dropped by the body timeout, and the handler's read fails", async () => {
+  const logs = captureLogs();
   const outcomes: string[] = [];
   const server = serve(
     { hostname: "127.0.0.1", port: 0, onListen() {}, bodyTimeoutMs: 1000 },
@@ -200,10 +215,13 @@ Deno.test("a client that dribbles its body is dropped by the body timeout, and t
   } finally {
     conn.close();
     await server.shutdown();
+    logs.restore();
   }
+  assert.deepEqual(logs.logged, [], "nothing is logged");
 });
 
 Deno.test("a client that stops reading a streamed answer is dropped by the write timeout, and the stream cancelled", async () => {
+  const logs = captureLogs();
   let cancelled = false, pulls = 0;
   const server = serve(
     { hostname: "127.0.0.1", port: 0, onListen() {}, writeTimeoutMs: 1000 },
@@ -240,5 +258,7 @@ Deno.test("a client that stops reading a streamed answer is dropped by the write
   } finally {
     conn.close();
     await server.shutdown();
+    logs.restore();
   }
+  assert.deepEqual(logs.logged, [], "nothing is logged");
 });
