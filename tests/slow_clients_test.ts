@@ -93,13 +93,23 @@ Deno.test("400 slowloris connections are closed by the head timeout while a norm
         if (s.sent++ === 0) s.firstByteAt = performance.now();
       } catch { /* closed by the server: the reader records it */ }
     };
-    await Promise.all(slows.map(dribble));
+    // First bytes spread over one dribble period (5 ms apart), so the close times sample every phase of
+    // the server's sweeper tick; then each connection sends a byte every 2 s from its own start.
     const started = performance.now();
+    const due = slows.map((_, k) => started + k * (DRIBBLE_MS / SLOW));
     let dribbling = true;
     const dribbler = (async () => {
       while (dribbling) {
-        await sleep(DRIBBLE_MS);
-        if (dribbling) await Promise.all(slows.map(dribble));
+        const now = performance.now();
+        const writes: Promise<void>[] = [];
+        slows.forEach((s, k) => {
+          if (due[k] <= now) {
+            due[k] += DRIBBLE_MS;
+            writes.push(dribble(s));
+          }
+        });
+        await Promise.all(writes);
+        await sleep(5);
       }
     })();
 
