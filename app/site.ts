@@ -89,8 +89,11 @@ export interface SiteOptions {
 
 /** What a visitor typed into the contact form, trimmed. */
 export interface ContactInput {
+  /** The `name` field. */
   name: string;
+  /** The `email` field. */
   email: string;
+  /** The `message` field. */
   message: string;
 }
 

@@ -38,8 +38,17 @@ export class StoreError extends Error {
   readonly code: string;
 
   /**
+   * Create a store failure.
+   *
    * @param message What happened (for the log; never shown to visitors).
    * @param code The reason code.
+   *
+   * @example
+   * ```ts
+   * import { StoreError } from "./store.ts";
+   * const err = new StoreError("No answer from the database Worker in 10000 ms", "TIMEOUT");
+   * console.log(err.name); // "StoreError"
+   * ```
    */
   constructor(message: string, code: string) {
     super(message);
@@ -50,8 +59,11 @@ export class StoreError extends Error {
 
 /** A contact message to store. */
 export interface NewMessage {
+  /** The sender's name, trimmed. */
   name: string;
+  /** The sender's email address, as typed. */
   email: string;
+  /** The text, line breaks as sent (CRLF from browsers). */
   message: string;
   /** The client address (the forwarded one behind a trusted proxy). */
   clientAddr: string;
@@ -61,6 +73,7 @@ export interface NewMessage {
 
 /** A stored contact message. */
 export interface Message extends NewMessage {
+  /** The row id, in insertion order. */
   id: number;
   /** When it was stored, in ms since the epoch. */
   createdAt: number;
@@ -72,18 +85,25 @@ export interface NewUpload {
   storedName: string;
   /** The client's filename, sanitised: metadata only. */
   originalName: string;
+  /** Size in bytes. */
   size: number;
+  /** The part's Content-Type, as the client declared it (never trusted for serving). */
   contentType: string;
   /** Hex SHA-256 of the bytes. */
   sha256: string;
+  /** The visitor's description, trimmed; may be empty. */
   description: string;
+  /** The client address. */
   clientAddr: string;
+  /** The uploader's session id, when they have a session. */
   sessionId: string | null;
 }
 
 /** A recorded upload. */
 export interface Upload extends NewUpload {
+  /** The row id. */
   id: number;
+  /** When it was recorded, in ms since the epoch. */
   createdAt: number;
 }
 

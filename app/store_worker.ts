@@ -10,8 +10,11 @@ import type { DatabaseSync } from "node:sqlite";
 
 /** A request from store.ts to the Worker. `op` names a method of the protocol below. */
 export interface StoreRequest {
+  /** Matches the reply to its call. */
   id: number;
+  /** The operation. */
   op: StoreOp;
+  /** Its arguments (structured-cloned). */
   args: unknown[];
 }
 
