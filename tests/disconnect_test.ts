@@ -424,3 +424,22 @@ Deno.test("a client that vanishes mid-download of a static file (serveStatic) le
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a client that vanishes around a 100 Continue (before it, or after it without the body) is quiet", async () => {
+  const { outcomes, handler } = bodyReader();
+  await withServer(handler, async (port) => {
+    const head = "POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n";
+    // Gone before the handler asks for the body (so before any 100 could be sent).
+    await sendAndVanish(port, head, 0);
+    // Gone right after reading the 100 Continue, without sending a byte of body.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(enc.encode(head));
+    const buf = new Uint8Array(1024);
+    let text = "";
+    while (!text.includes("\r\n\r\n")) text += dec.decode(buf.subarray(0, (await conn.read(buf)) ?? 0));
+    assert.equal(text, "HTTP/1.1 100 Continue\r\n\r\n");
+    conn.close();
+    assert.ok(await waitFor(() => outcomes.length === 2, 2000), "both handlers finished");
+  });
+  assert.deepEqual(outcomes.map((o) => o.error), ["ClientGone", "ClientGone"]);
+});
