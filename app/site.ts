@@ -85,6 +85,8 @@ export interface SiteOptions {
   bodyTimeoutMs?: number;
   /** Session options (a test clock, timeouts); the store is always `store.sessions`. */
   sessionOptions?: Omit<SessionOptions, "store">;
+  /** Peers whose `X-Forwarded-*` headers are believed. Default: the framework's, loopback only. */
+  trustedProxies?: readonly string[];
 }
 
 /** What a visitor typed into the contact form, trimmed. */
@@ -304,6 +306,7 @@ export function createSite(options: SiteOptions): Router {
   const retryAfter = { "retry-after": String(RETRY_AFTER_SECONDS) };
 
   const router = new Router({
+    trustedProxies: options.trustedProxies,
     notFound: async (request, ctx) => {
       if (request.method === "GET" || request.method === "HEAD") {
         const res = await files(request, ctx.info);
