@@ -2,8 +2,6 @@
 // `deno task start`. Desktop and 390 px phone viewports, no console errors or failed loads, no sideways
 // scrolling, landmarks, focus styles and text contrast, then a contact message and an upload submitted
 // through the forms and found in the database. CI installs chromium, so this test never skips.
-/// <reference lib="dom" />
-// (The DOM types are for the functions that run inside the page through page.evaluate.)
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import "./fixtures/playwright_guard.ts"; // must come before playwright-core: see the file
@@ -26,6 +24,30 @@ const STEP_TIMEOUT_MS = 15_000;
 const MIN_CONTRAST = 4.5;
 /** Screenshots for a person to look at (the test does not compare pixels). */
 const SHOT_DIR = Deno.env.get("PIER_SCREENSHOTS") ?? "/tmp";
+
+/**
+ * The browser globals the functions passed to `page.evaluate` use, typed just enough. (A `lib="dom"`
+ * reference would change the global types of every file `deno check .` checks together.)
+ */
+interface PageElement {
+  textContent: string | null;
+  parentElement: PageElement | null;
+  getBoundingClientRect(): { top: number };
+}
+interface PageGlobals {
+  innerWidth: number;
+  document: {
+    documentElement: { scrollWidth: number };
+    activeElement: PageElement | null;
+    querySelector(selector: string): PageElement | null;
+  };
+  getComputedStyle(element: PageElement): {
+    color: string;
+    backgroundColor: string;
+    outlineStyle: string;
+    outlineWidth: string;
+  };
+}
 
 /** Problems the page reported: console errors, uncaught exceptions, failed or 4xx/5xx subresources. */
 function watch(page: Page): string[] {
@@ -59,10 +81,10 @@ function expectLogged(problems: string[], status: number): void {
 }
 
 async function noSidewaysScroll(page: Page, label: string): Promise<void> {
-  const { scrollWidth, innerWidth } = await page.evaluate(() => ({
-    scrollWidth: document.documentElement.scrollWidth,
-    innerWidth: globalThis.innerWidth,
-  }));
+  const { scrollWidth, innerWidth } = await page.evaluate(() => {
+    const w = globalThis as unknown as PageGlobals;
+    return { scrollWidth: w.document.documentElement.scrollWidth, innerWidth: w.innerWidth };
+  });
   assert.ok(scrollWidth <= innerWidth, `${label}: scrollWidth ${scrollWidth} > innerWidth ${innerWidth}`);
 }
 
@@ -83,13 +105,14 @@ function contrasts(page: Page, selectors: string[]): Promise<{ selector: string;
       return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
     };
     return selectors.map((selector) => {
-      const el = document.querySelector(selector);
+      const w = globalThis as unknown as PageGlobals;
+      const el = w.document.querySelector(selector);
       if (!el) return { selector, ratio: 0 };
-      const fg = parse(getComputedStyle(el).color)!;
-      let node: Element | null = el;
+      const fg = parse(w.getComputedStyle(el).color)!;
+      let node: PageElement | null = el;
       let bg = { r: 255, g: 255, b: 255, a: 1 };
       while (node) {
-        const c = parse(getComputedStyle(node).backgroundColor);
+        const c = parse(w.getComputedStyle(node).backgroundColor);
         if (c && c.a > 0) {
           bg = c;
           break;
@@ -166,8 +189,9 @@ Deno.test({
       // The first Tab reaches the skip link, which becomes visible and shows a focus outline.
       await page.keyboard.press("Tab");
       const focus = await page.evaluate(() => {
-        const el = document.activeElement as HTMLElement;
-        const style = getComputedStyle(el);
+        const w = globalThis as unknown as PageGlobals;
+        const el = w.document.activeElement!;
+        const style = w.getComputedStyle(el);
         const box = el.getBoundingClientRect();
         return { text: el.textContent, outline: style.outlineStyle, width: style.outlineWidth, top: box.top };
       });
