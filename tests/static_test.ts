@@ -717,11 +717,13 @@ Deno.test("a large file is streamed with backpressure: stalled and slow clients 
     }
     await new Promise((r) => setTimeout(r, 1500));
     const stalledGrowth = (await rss()) - base;
-    assert.ok(stalledGrowth < 24, `stalled clients grew the server by ${stalledGrowth.toFixed(1)} MiB`);
+    // Measured ~15 MiB (site start-up included); an eager stream measured 281 MiB.
+    assert.ok(stalledGrowth < 48, `stalled clients grew the server by ${stalledGrowth.toFixed(1)} MiB`);
     for (const c of stalled.splice(0)) c.close();
 
     // Three slow readers (48 MB/s each). Reading the file whole would add 96 MiB per client; streaming
-    // holds a chunk or two each, plus garbage the GC has not yet collected.
+    // holds a chunk or two each, plus spent chunks the GC has not yet collected: V8 collects once external
+    // memory has grown by about 64 MiB, so ~70 MiB is measured; the bound is the issue's 100 MiB.
     let peak = await rss();
     let sampling = true;
     const sampler = (async () => {
