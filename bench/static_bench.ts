@@ -63,14 +63,11 @@ async function wrk(url: string, seconds: number, connections: number): Promise<W
   return { rps, p99ms, errors };
 }
 
-/** Resident memory of a process in KiB, from ps (Deno needs --allow-all to read /proc directly). */
+/** Resident memory of a process in KiB, via cat (Deno needs --allow-all to read /proc directly). */
 async function rssKiB(pid: number): Promise<number> {
-  const { stdout } = await new Deno.Command("ps", {
-    args: ["-o", "rss=", "-p", String(pid)],
-    stdout: "piped",
-  })
+  const { stdout } = await new Deno.Command("cat", { args: [`/proc/${pid}/status`], stdout: "piped" })
     .output();
-  return Number(new TextDecoder().decode(stdout).trim()) || 0;
+  return Number(/VmRSS:\s+(\d+)/.exec(new TextDecoder().decode(stdout))?.[1] ?? 0);
 }
 
 function median(xs: number[]): number {

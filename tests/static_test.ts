@@ -728,12 +728,15 @@ Deno.test("a large file is streamed with backpressure: stalled and slow clients 
   }
   const main = new URL("../app/main.ts", import.meta.url).pathname;
   const server = await startProcess(dir, await startTaskFlags(), main, ["--port", "0"]);
+  // The server's resident memory in MiB, via cat: Deno wants --allow-all to read /proc itself, and a slim
+  // CI image may have no ps.
   const rss = async () => {
-    const { stdout } = await new Deno.Command("ps", {
-      args: ["-o", "rss=", "-p", String(server.pid)],
+    const { stdout } = await new Deno.Command("cat", {
+      args: [`/proc/${server.pid}/status`],
       stdout: "piped",
-    }).output();
-    return Number(dec.decode(stdout).trim()) / 1024;
+    })
+      .output();
+    return Number(/VmRSS:\s+(\d+)/.exec(dec.decode(stdout))?.[1] ?? NaN) / 1024;
   };
   const stalled: Deno.Conn[] = [];
   try {
