@@ -170,7 +170,8 @@ try {
     for (const f of files) await wrk(`http://127.0.0.1:${port}/${f}`, 1, 10);
   }
   console.log(
-    `wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds, cores: ${navigator.hardwareConcurrency}`,
+    `wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds, ` +
+      `cores: ${navigator.hardwareConcurrency}`,
   );
   for (let round = 1; round <= ROUNDS; round++) {
     for (const f of files) {

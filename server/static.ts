@@ -78,7 +78,7 @@ export interface StaticOptions {
   index?: string;
   /** `Cache-Control` rules, first match wins. Default {@link DEFAULT_CACHE_CONTROL}. */
   cacheControl?: readonly CacheControlRule[];
-  /** Compress compressible types on the fly (gzip, brotli). Default true. Precompressed siblings are served anyway. */
+  /** Compress compressible types on the fly (gzip, brotli). Default true. Siblings are served anyway. */
   compress?: boolean;
   /** Smallest file compressed on the fly: below 1 KiB the headers outweigh the saving. Default 1024. */
   compressMinBytes?: number;
@@ -627,7 +627,7 @@ export function staticFiles(
       for (const enc of ["br", "gzip"] as const) {
         if (entry.precompressed[enc]) available.push(enc);
         else if (compress && entry.compressible && entry.size >= compressMin) {
-          // Small files: both, cached. Large files: gzip streamed (brotli at speed is too costly per request).
+          // Small files: both, cached. Large files: gzip streamed (brotli per request costs too much).
           if (entry.body !== null || enc === "gzip") available.push(enc);
         }
       }

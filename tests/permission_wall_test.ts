@@ -20,7 +20,7 @@ const SOURCE_MARKER = "The site entry: parse --host/--port";
 /** The widened flags of the control: what the wall would be without scopes. */
 const WIDENED = ["--allow-net", "--allow-read", "--allow-write"];
 
-Deno.test("the start task grants scoped read/write only: no -A, no bare --allow-read or --allow-write", async () => {
+Deno.test("the start task scopes read/write: no -A, no bare --allow-read or --allow-write", async () => {
   const flags = await startTaskFlags();
   for (const f of flags) {
     assert.ok(
@@ -50,7 +50,7 @@ async function probe(dir: string, flags: string[]): Promise<Record<string, strin
   return JSON.parse(out);
 }
 
-Deno.test("a process with the start task's flags cannot read or write outside its folders when asked directly", async () => {
+Deno.test("with the start task's flags, direct reads/writes outside its folders are refused", async () => {
   const dir = await makeSiteFixture();
   try {
     const scoped = await probe(dir, await startTaskFlags());
@@ -82,7 +82,7 @@ Deno.test("a process with the start task's flags cannot read or write outside it
   }
 });
 
-Deno.test("a server with no path checks, started with the start task's flags, still cannot serve secret.txt or source", async () => {
+Deno.test("a server with no path checks, run with the start task's flags, still cannot leak", async () => {
   const dir = await makeSiteFixture();
   const attacks = [
     "/..%2fsecret.txt",
@@ -120,7 +120,7 @@ Deno.test("a server with no path checks, started with the start task's flags, st
   }
 });
 
-Deno.test("the real site, started as `deno task start`, answers the escape symlink with 404 and keeps serving", async () => {
+Deno.test("the site started as `deno task start` answers the escape symlink 404, keeps serving", async () => {
   const dir = await makeSiteFixture();
   const site = await startProcess(dir, await startTaskFlags(), MAIN, ["--port", "0"]);
   let log = "";

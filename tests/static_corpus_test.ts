@@ -36,7 +36,7 @@ async function runCorpus(port: number, selection: string[]): Promise<{ code: num
   return { code, out: d.decode(stdout) + d.decode(stderr) };
 }
 
-Deno.test("the site passes the corpus's path-traversal and static valid cases, started as `deno task start`", async () => {
+Deno.test("site started as `deno task start` passes corpus path-traversal + static valid", async () => {
   await Deno.stat(RUNNER).catch(() => {
     throw new Error(`corpus runner not found at ${RUNNER.pathname}: shared/ must sit beside the repository`);
   });

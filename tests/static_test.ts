@@ -145,7 +145,7 @@ Deno.test("isInside() refuses a sibling folder that only shares a prefix", () =>
   assert.equal(isInside("/srv/static", "/srv"), false);
 });
 
-Deno.test("serveStatic() refuses each traversal form over a real socket, logs it, and never leaks", async () => {
+Deno.test("serveStatic() refuses every traversal form over a socket, logs it, never leaks", async () => {
   const site = await startSite();
   try {
     // [raw target, status, logged as a security event]
@@ -264,7 +264,7 @@ Deno.test("serveStatic() never answers a malformed target with a 500", async () 
 
 // ------------------------------------------------------------------------------------ files and folders
 
-Deno.test("serveStatic() maps the root, serves index.html for folders, redirects bare folders, never lists", async () => {
+Deno.test("serveStatic() serves folder index.html, redirects bare folders, never lists", async () => {
   const site = await startSite();
   try {
     const root = await get(site, "/");
@@ -295,7 +295,7 @@ Deno.test("serveStatic() maps the root, serves index.html for folders, redirects
   }
 });
 
-Deno.test("serveStatic() sets Content-Type from mime-db with a charset for text, nosniff, and Cache-Control by path", async () => {
+Deno.test("serveStatic() sets mime-db Content-Type (+charset), nosniff, Cache-Control by path", async () => {
   const site = await startSite();
   try {
     const table: [string, string, string][] = [
@@ -328,7 +328,7 @@ Deno.test("serveStatic() sets Content-Type from mime-db with a charset for text,
   }
 });
 
-Deno.test("serveStatic() answers HEAD with GET's headers and no body, and 405 with Allow for POST", async () => {
+Deno.test("serveStatic() answers HEAD with GET's headers and no body; POST gets 405 + Allow", async () => {
   const site = await startSite();
   try {
     for (
@@ -355,7 +355,7 @@ Deno.test("serveStatic() answers HEAD with GET's headers and no body, and 405 wi
   }
 });
 
-Deno.test("staticFiles() returns null for a missing file or another method, so a router can fall through", async () => {
+Deno.test("staticFiles() gives null for a missing file or method, so a router falls through", async () => {
   const dir = await makeSiteFixture();
   try {
     const files = staticFiles(`${dir}/static`, { onSecurityEvent() {} });
@@ -369,7 +369,7 @@ Deno.test("staticFiles() returns null for a missing file or another method, so a
   }
 });
 
-Deno.test("serveStatic() caches one entry per file, and spellings that decode differently never collide", async () => {
+Deno.test("serveStatic() keeps one cache entry per file; distinct spellings never collide", async () => {
   const site = await startSite();
   try {
     await Deno.writeTextFile(`${site.dir}/static/%41.txt`, "literal percent\n");
@@ -598,7 +598,7 @@ Deno.test("serveStatic() streams gzip for a large compressible file it does not 
   }
 });
 
-Deno.test("serveStatic() serves precompressed .br/.gz siblings, but not ones that leave the root", async () => {
+Deno.test("serveStatic() serves precompressed .br/.gz siblings, never ones leaving the root", async () => {
   const site = await startSite({ compress: false });
   try {
     const s = `${site.dir}/static`;
@@ -716,7 +716,7 @@ async function slowDownload(port: number, path: string, bytesPerSecond: number) 
   return { status: Number(head.split(" ")[1]), bodyBytes };
 }
 
-Deno.test("a large file is streamed with backpressure: stalled and slow clients do not make the server read it whole", async () => {
+Deno.test("large files stream with backpressure: stalled/slow clients never make it read whole", async () => {
   const { startProcess, startTaskFlags } = await import("./fixtures/static_fixture.ts");
   const dir = await makeSiteFixture();
   const size = 96 * 1024 * 1024;
