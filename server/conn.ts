@@ -98,6 +98,54 @@ const FLUSH_AT = 64 * 1024;
 /** Most bytes read from a streamed response body before they are written: bounds memory per connection. */
 const MAX_STREAM_CHUNK = 64 * 1024;
 
+/** What {@link probeStream} found: the chunks ready now, and whether the stream had ended. */
+interface Probe {
+  chunks: Uint8Array[];
+  done: boolean;
+  pending: Promise<ReadableStreamReadResult<Uint8Array>> | null;
+}
+/** Most bytes read ahead to learn a stream's length; past it the body is streamed. */
+const PROBE_LIMIT = OUT_BUFFER;
+
+/** Microtask turns a read may take and still count as ready (Deno's own streams settle in 2 to 5). */
+const READY_TURNS = 16;
+
+/**
+ * Read the chunks a stream has ready without waiting on I/O: a read counts as ready if it settles within
+ * a few microtask turns, before the event loop polls again. One that must wait is handed back, so no
+ * chunk is lost, and a stream with nothing ready (server-sent events) gets its head sent at once.
+ */
+async function probeStream(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<Probe> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const next = reader.read();
+    let settled = false;
+    next.then(() => settled = true, () => settled = true);
+    for (let i = 0; i < READY_TURNS && !settled; i++) await null;
+    if (!settled) return { chunks, done: false, pending: next };
+    const r = await next;
+    if (r.done) return { chunks, done: true, pending: null };
+    if (!(r.value instanceof Uint8Array)) throw new TypeError("response body chunk is not a Uint8Array");
+    chunks.push(r.value);
+    size += r.value.length;
+    if (size > PROBE_LIMIT) return { chunks, done: false, pending: null };
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
 /** Errors that mean the peer went away: routine, never logged as failures. */
 function isDisconnect(e: unknown): boolean {
   return e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.ConnectionReset ||
@@ -168,9 +216,17 @@ export class Connection {
   #bodyDetached = false;
   #bodyError: ProtocolError | null = null;
   #clientGone = false;
+  /** The one read in flight (it lands in the parser's buffer), shared by the loop, bodies and the watch. */
+  #pendingRead: Promise<number | null> | null = null;
+  /** True from a request's head until its answer is written: a client leaving then is noticed. */
+  #inFlight = false;
+  #watching = false;
+  #activeReader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #cancelCallbacks: (() => void)[] = [];
+  /** Deno makes `request.signal` lazily; one asked for after the client left must still abort. */
   readonly #onCancel = (cb: () => void): void => {
-    this.#cancelCallbacks.push(cb);
+    if (this.#clientGone || this.#closed) cb();
+    else this.#cancelCallbacks.push(cb);
   };
 
   /**
@@ -203,11 +259,7 @@ export class Connection {
     try {
       this.conn.close();
     } catch { /* already closed */ }
-    for (const cb of this.#cancelCallbacks.splice(0)) {
-      try {
-        cb();
-      } catch { /* a signal listener's failure is not ours */ }
-    }
+    this.#runCancelCallbacks();
     this.#finishInfos();
     this.#host.release(this);
   }
@@ -232,19 +284,66 @@ export class Connection {
     this.deadline = ms > 0 ? this.#host.now + ms : 0;
   }
 
+  /** Start, or join, the read in flight. It commits what it reads; null means EOF or a vanished peer. */
+  #read(): Promise<number | null> {
+    if (this.#pendingRead === null) {
+      this.#pendingRead = this.conn.read(this.#parser.writable()).then((n) => {
+        this.#pendingRead = null;
+        if (n === null || n === 0) return null;
+        this.#parser.commit(n);
+        return n;
+      }, (e) => {
+        this.#pendingRead = null;
+        if (isDisconnect(e) || this.#closed) return null;
+        throw e;
+      });
+    }
+    return this.#pendingRead;
+  }
+
   /** Read more bytes into the parser. False on EOF or when closed. */
   async #fill(): Promise<boolean> {
     if (this.#closed) return false;
-    let n: number | null;
-    try {
-      n = await this.conn.read(this.#parser.writable());
-    } catch (e) {
-      if (isDisconnect(e)) return false;
-      throw e;
+    return (await this.#read()) !== null;
+  }
+
+  /**
+   * While a handler works or a response streams, keep a read pending so a client that leaves is noticed at
+   * once (Go's backgroundRead). Only when the request body is fully read, so the read cannot take body
+   * bytes the handler wants; bytes of a pipelined request just wait in the parser's buffer.
+   */
+  #watch(): void {
+    if (this.#watching || this.#closed || this.#parser.state !== "DONE") return;
+    this.#watching = true;
+    this.#read().then((n) => {
+      if (n === null && this.#inFlight) this.#peerClosed();
+    }, () => {
+      if (this.#inFlight) this.#peerClosed();
+    });
+  }
+
+  /**
+   * EOF while a request is in flight. As in Go: the request's signal aborts so the handler can stop, and no
+   * further request can come, but a handler that still answers is answered (a client that only half-closed
+   * gets it). A response stream waiting on its source is cancelled and the connection closed: an idle
+   * event stream to a gone client would otherwise be held forever.
+   */
+  #peerClosed(): void {
+    this.#clientGone = true;
+    this.#closeAfter = true;
+    this.#runCancelCallbacks();
+    if (this.#activeReader !== null) {
+      this.#activeReader.cancel(new ClientGone()).catch(() => {});
+      this.close();
     }
-    if (n === null || n === 0) return false;
-    this.#parser.commit(n);
-    return true;
+  }
+
+  #runCancelCallbacks(): void {
+    for (const cb of this.#cancelCallbacks.splice(0)) {
+      try {
+        cb();
+      } catch { /* a signal listener's failure is not ours */ }
+    }
   }
 
   async #loop(): Promise<void> {
@@ -281,6 +380,11 @@ export class Connection {
           this.idle = true;
           if (host.closing) return;
           this.#setDeadline(Deadline.Idle, host.idleTimeoutMs);
+        }
+        if (this.#pendingRead !== null) {
+          // A read started while the last request was served: it has (or will have) committed its bytes.
+          if ((await this.#pendingRead) === null) return;
+          continue;
         }
         let n: number | null;
         try {
@@ -337,6 +441,8 @@ export class Connection {
     this.#continueState = head.expectContinue ? 1 : 0;
     this.#bodyDetached = false;
     this.#bodyError = null;
+    this.#inFlight = true;
+    this.#watching = false;
 
     // Requests the server answers itself, before any handler.
     let early = 0;
@@ -382,6 +488,7 @@ export class Connection {
     head: RequestHead,
     info: Info,
   ): Promise<void> {
+    this.#watch();
     let response: Response;
     try {
       response = await result;
@@ -395,7 +502,8 @@ export class Connection {
   }
 
   async #handlerFailed(e: unknown, request: Request, head: RequestHead, info: Info): Promise<void> {
-    // A client that hung up mid-body is routine: nobody is left to answer and nothing to log.
+    // A handler that failed because its client left (a body cut short, an aborted signal) is routine:
+    // nothing to log, and nobody to answer.
     if (this.#closed || this.#clientGone) return this.close();
     // The handler may have failed on the body: then the protocol error is the answer, and we close.
     const bodyError = this.#bodyError as ProtocolError | null;
@@ -423,6 +531,7 @@ export class Connection {
     if (this.#continueState === 1) this.#closeAfter = true; // the client may still send the unread body
     if (p.state === "BODY" && p.bodyRemaining > this.#host.maxDrainBytes) this.#closeAfter = true;
     if (p.state === "ERROR") this.#closeAfter = true;
+    if (this.#host.closing) this.#closeAfter = true; // shutdown began while the handler ran
     this.#pendingInfos.push(info);
     const pending = this.#writeResponse(response, head);
     if (pending !== undefined) return pending.then(() => this.#afterResponse());
@@ -431,6 +540,7 @@ export class Connection {
 
   #afterResponse(): Promise<void> | undefined {
     this.#cancelCallbacks.length = 0;
+    this.#inFlight = false;
     if (this.#closed || this.#closeAfter) return undefined;
     const p = this.#parser;
     if (p.state === "BODY") {
@@ -467,6 +577,7 @@ export class Connection {
             this.#setDeadline(Deadline.None, 0);
             if (!more) {
               this.#clientGone = true;
+              this.#runCancelCallbacks(); // request.signal aborts: the client left mid-body
               controller.error(new ClientGone());
               return;
             }
@@ -630,44 +741,98 @@ export class Connection {
     if (fixed !== null) {
       markBodyUsed(res);
       const b = fixed.body;
-      let bytes: Uint8Array | null = null;
-      let len = 0;
       if (typeof b === "string") {
         if (b.length <= SCRATCH.length / 3) {
-          len = encoder.encodeInto(b, SCRATCH).written;
-          bytes = SCRATCH;
-        } else {
-          bytes = encoder.encode(b);
-          len = bytes.length;
+          return this.#queueFixed(
+            s,
+            status,
+            declared,
+            noContent,
+            isHead,
+            SCRATCH,
+            encoder.encodeInto(b, SCRATCH).written,
+          );
         }
-      } else if (b !== null) {
-        bytes = b;
-        len = b.length;
+        const bytes = encoder.encode(b);
+        return this.#queueFixed(s, status, declared, noContent, isHead, bytes, bytes.length);
       }
-      if (noContent) {
-        if (status === 304 && declared >= 0) s += `content-length: ${declared}\r\n`;
-        this.#appendHead(s + "\r\n");
-      } else {
-        this.#appendHead(`${s}content-length: ${len}\r\n\r\n`);
-        if (!isHead && len > 0) {
-          if (len > OUT_BUFFER) return this.#flushThen(bytes!);
-          this.#appendBytes(bytes!, len);
-        }
-      }
-      if (this.#outLen >= FLUSH_AT) return this.#flush();
-      return undefined;
+      return this.#queueFixed(s, status, declared, noContent, isHead, b, b === null ? 0 : b.length);
     }
+    return this.#writeStream(res.body!, s, status, declared, noContent, isHead, head.versionMinor);
+  }
 
-    // A streamed body.
-    const stream = res.body!;
+  /** Queue a head with its Content-Length and a body whose bytes are all known. */
+  #queueFixed(
+    s: string,
+    status: number,
+    declared: number,
+    noContent: boolean,
+    isHead: boolean,
+    bytes: Uint8Array | null,
+    len: number,
+  ): Promise<void> | undefined {
+    if (noContent) {
+      if (status === 304 && declared >= 0) s += `content-length: ${declared}\r\n`;
+      this.#appendHead(s + "\r\n");
+    } else {
+      this.#appendHead(`${s}content-length: ${len}\r\n\r\n`);
+      if (!isHead && len > 0) {
+        if (len > OUT_BUFFER) {
+          return this.#flushThen(len === bytes!.length ? bytes! : bytes!.subarray(0, len));
+        }
+        this.#appendBytes(bytes!, len);
+      }
+    }
+    if (this.#outLen >= FLUSH_AT) return this.#flush();
+    return undefined;
+  }
+
+  async #writeStream(
+    stream: ReadableStream<Uint8Array>,
+    s: string,
+    status: number,
+    declared: number,
+    noContent: boolean,
+    isHead: boolean,
+    versionMinor: 0 | 1,
+  ): Promise<void> {
+    let reader: ReadableStreamDefaultReader<Uint8Array>;
+    try {
+      reader = stream.getReader();
+    } catch (e) {
+      this.#host.log("response body is not readable", e);
+      this.#closeAfter = true;
+      this.#appendHead(
+        `${statusLine(500)}content-length: 0\r\nconnection: close\r\n${this.#host.dateLine}\r\n`,
+      );
+      return this.#flush();
+    }
+    // A stream that ends before it has to wait (a Blob, a finished stream, any body on the public-API
+    // path) has a known length: send it with Content-Length, as a fixed body, rather than chunked.
+    let first: Uint8Array[] = [];
+    let pending: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
+    if (declared < 0 && !noContent) {
+      let probe: Probe;
+      try {
+        probe = await probeStream(reader);
+      } catch (e) {
+        return this.#bodyFailed(reader, e);
+      }
+      if (probe.done) {
+        const bytes = concat(probe.chunks);
+        return this.#queueFixed(s, status, declared, noContent, isHead, bytes, bytes.length);
+      }
+      first = probe.chunks;
+      pending = probe.pending;
+    }
     if (noContent || isHead) {
-      stream.cancel().catch(() => {});
+      reader.cancel().catch(() => {});
       if (declared >= 0 && (isHead || status === 304)) s += `content-length: ${declared}\r\n`;
       this.#appendHead(s + "\r\n");
-      return undefined;
+      return;
     }
     // Content-Length when the handler declared it; else chunked (HTTP/1.1), else close-delimited (1.0).
-    const mode = declared >= 0 ? "length" : head.versionMinor === 1 ? "chunked" : "close";
+    const mode = declared >= 0 ? "length" : versionMinor === 1 ? "chunked" : "close";
     if (mode === "length") s += `content-length: ${declared}\r\n`;
     else if (mode === "chunked") s += "transfer-encoding: chunked\r\n";
     else if (!this.#closeAfter) {
@@ -675,7 +840,16 @@ export class Connection {
       s += "connection: close\r\n";
     }
     this.#appendHead(s + "\r\n");
-    return this.#streamBody(stream, mode, declared);
+    return this.#streamBody(reader, mode, declared, first, pending);
+  }
+
+  #bodyFailed(reader: ReadableStreamDefaultReader<Uint8Array>, e: unknown): void {
+    reader.cancel(e).catch(() => {});
+    if (!this.#closed && !this.#clientGone && !isDisconnect(e)) {
+      this.#host.log("response body stream failed", e);
+    }
+    // The message cannot be completed: closing is the only honest end (RFC 9112 §8).
+    this.close();
   }
 
   /** Send the queued head, then a large body straight from its buffer (no copy). */
@@ -690,26 +864,32 @@ export class Connection {
     }
   }
 
-  async #streamBody(stream: ReadableStream<Uint8Array>, mode: string, declared: number): Promise<void> {
-    let reader: ReadableStreamDefaultReader<Uint8Array>;
-    try {
-      reader = stream.getReader();
-    } catch (e) {
-      this.#host.log("response body is not readable", e);
-      this.#closeAfter = true;
-      await this.#flush();
-      return;
-    }
+  async #streamBody(
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    mode: string,
+    declared: number,
+    first: Uint8Array[],
+    pending: Promise<ReadableStreamReadResult<Uint8Array>> | null,
+  ): Promise<void> {
     let sent = 0;
+    this.#activeReader = reader;
+    this.#watch();
     try {
-      for (;;) {
-        // Send what is queued before waiting on the stream, so a slow producer doesn't hold the head back.
-        if (this.#outLen > 0) {
-          await this.#flush();
-          if (this.#closed) throw new ClientGone();
+      for (let i = 0;; i++) {
+        let value: Uint8Array | undefined;
+        if (i < first.length) value = first[i];
+        else {
+          // Send what is queued before waiting on the stream, so a slow producer doesn't hold it back.
+          if (this.#outLen > 0) {
+            await this.#flush();
+            if (this.#closed) throw new ClientGone();
+          }
+          const r = pending ?? reader.read();
+          pending = null;
+          const { done, value: v } = await r;
+          if (done) break;
+          value = v;
         }
-        const { done, value } = await reader.read();
-        if (done) break;
         if (!(value instanceof Uint8Array)) throw new TypeError("response body chunk is not a Uint8Array");
         if (value.length === 0) continue;
         let chunk = value;
@@ -731,6 +911,7 @@ export class Connection {
           break;
         }
       }
+      if (this.#closed) return;
       if (mode === "chunked") this.#appendHead("0\r\n\r\n");
       else if (mode === "length" && sent < declared) {
         this.#host.log(`response body ended after ${sent} of ${declared} declared bytes`);
@@ -741,10 +922,9 @@ export class Connection {
       }
       await this.#flush();
     } catch (e) {
-      reader.cancel(e).catch(() => {});
-      if (!this.#closed && !isDisconnect(e)) this.#host.log("response body stream failed", e);
-      // The message cannot be completed: closing is the only honest end (RFC 9112 §8).
-      this.close();
+      this.#bodyFailed(reader, e);
+    } finally {
+      this.#activeReader = null;
     }
   }
 

@@ -155,8 +155,6 @@ for (const [framing, cuts] of [["Content-Length", CL_CUTS], ["chunked", CHUNKED_
 
   Deno.test({
     name: `a client that vanishes mid-body (${framing}) aborts request.signal while the handler still runs`,
-    // BUG: conn.ts #bodyStream sees EOF (sets #clientGone) but runs the cancel callbacks only in close(), after the handler returns, and #afterResponse clears them first: the signal is never aborted.
-    ignore: true,
     async fn() {
       const { outcomes, handler } = bodyReader(1000);
       await withServer(handler, async (port) => {
@@ -330,8 +328,6 @@ Deno.test("a client that vanishes mid-download gets the response stream cancelle
 
 Deno.test({
   name: "a client that vanishes while the response stream is idle gets it cancelled promptly",
-  // BUG: while streaming, conn.ts waits on reader.read() and never reads the socket, so a hang-up is seen only at the next write: an idle stream (SSE) and its request stay open until then (or forever).
-  ignore: true,
   async fn() {
     const state = { cancelled: 0, aborted: 0 };
     await withServer((req) => {
@@ -363,8 +359,6 @@ Deno.test({
 
 Deno.test({
   name: "a client that vanishes while the handler is still working gets request.signal aborted",
-  // BUG: conn.ts does not read the socket while a handler runs, so a hang-up before the response is not noticed and request.signal is not aborted (Deno.serve aborts it).
-  ignore: true,
   async fn() {
     let aborted = false;
     let release!: () => void;

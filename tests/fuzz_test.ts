@@ -354,8 +354,6 @@ Deno.test(`fuzz: ${LIVE_CASES} mutated requests to a live server get a status li
 
 Deno.test({
   name: "fuzz: kept cases of open engine bugs get a 4xx on a live server, with nothing logged",
-  // BUG: a Host (or absolute-form authority) that passes the parser's HOST_RE but that the WHATWG URL parser rejects (lo.0, 256.1.1.1, [1:2]) reaches the handler; new URL(req.url) throws, the client gets a 500 and the log "pier: handler failed".
-  ignore: true,
   async fn() {
     const cases = REGRESSIONS.filter((r) => r.bug !== undefined).map((r) => ({
       i: -1,

@@ -1,0 +1,607 @@
+// The connection loop and serve() over real sockets on 127.0.0.1: keep-alive, pipelining, framing of
+// answers, 100-continue, timeouts, errors, backpressure, shutdown, and running a Deno.serve handler as is.
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { type PierServer, serve, type ServeOptions } from "../mod.ts";
+import { Connection, type ConnectionHost } from "../server/conn.ts";
+import { fastPathsActive, setFastPaths } from "../server/_fast.ts";
+import type { Handler } from "../server/types.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function start(handler: Handler, options: ServeOptions = {}): PierServer {
+  return serve({ hostname: "127.0.0.1", port: 0, onListen() {}, ...options }, handler);
+}
+
+/** Send raw bytes (optionally in pieces), read until the server closes or `quietMs` pass without data. */
+async function exchange(
+  port: number,
+  pieces: (string | Uint8Array)[],
+  { quietMs = 400, gapMs = 0 } = {},
+): Promise<{ text: string; closed: boolean }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const chunks: Uint8Array[] = [];
+  let closed = false;
+  const reading = (async () => {
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const timer = new Promise<"quiet">((r) => setTimeout(() => r("quiet"), quietMs));
+      const read = conn.read(buf).catch(() => null);
+      const n = await Promise.race([read, timer]);
+      if (n === "quiet") {
+        // Leave the pending read to fail when we close below.
+        return;
+      }
+      if (n === null) {
+        closed = true;
+        return;
+      }
+      chunks.push(buf.slice(0, n));
+    }
+  })();
+  for (const p of pieces) {
+    try {
+      await conn.write(typeof p === "string" ? enc.encode(p) : p);
+    } catch {
+      break;
+    }
+    if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+  }
+  await reading;
+  try {
+    conn.close();
+  } catch { /* closed */ }
+  let total = 0;
+  for (const c of chunks) total += c.length;
+  const all = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  return { text: String.fromCharCode(...all), closed };
+}
+
+/**
+ * The statuses of the responses in `text`, walked with real framing (Content-Length, chunked, none for
+ * 1xx/204/304 and for the answers to HEAD, whose indexes are given), so a body can't fake a status line.
+ */
+function statuses(text: string, headIdx: number[] = []): number[] {
+  const out: number[] = [];
+  let at = 0;
+  let finals = 0;
+  while (at < text.length) {
+    const m = /^HTTP\/1\.1 (\d{3}) [^\r\n]*\r\n/.exec(text.slice(at));
+    if (!m) break;
+    const status = Number(m[1]);
+    out.push(status);
+    const headEnd = text.indexOf("\r\n\r\n", at);
+    if (headEnd < 0) break;
+    const head = text.slice(at, headEnd).toLowerCase();
+    at = headEnd + 4;
+    if (status < 200) continue;
+    const isHead = headIdx.includes(finals++);
+    if (isHead || status === 204 || status === 304) continue;
+    const cl = /\r\ncontent-length: (\d+)/.exec(head);
+    if (cl) at += Number(cl[1]);
+    else if (head.includes("\r\ntransfer-encoding: chunked")) {
+      for (;;) {
+        const eol = text.indexOf("\r\n", at);
+        const size = parseInt(text.slice(at, eol), 16);
+        at = eol + 2 + size + 2;
+        if (size === 0 || eol < 0) break;
+      }
+    } else break; // close-delimited: the rest is the body
+  }
+  return out;
+}
+const GET = (path = "/", extra = "") => `GET ${path} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test({
+  name: "serve() keeps the connection alive and answers pipelined requests in order",
+  ...opts,
+  async fn() {
+    const s = start((req) => new Response(new URL(req.url).pathname));
+    try {
+      const { text, closed } = await exchange(s.addr.port, [GET("/a") + GET("/b") + GET("/c")]);
+      assert.deepEqual(statuses(text), [200, 200, 200]);
+      assert.ok(text.indexOf("\r\n\r\n/a") < text.indexOf("\r\n\r\n/b"));
+      assert.ok(text.indexOf("\r\n\r\n/b") < text.indexOf("\r\n\r\n/c"));
+      assert.equal(closed, false, "HTTP/1.1 persists by default");
+      assert.match(text, /^date: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\r$/m);
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test("a pipelined batch is answered with a single write", async () => {
+  // A fake socket: the whole batch arrives in one read; count the writes that answer it.
+  const batch = enc.encode(GET("/1") + GET("/2") + GET("/3") + GET("/4"));
+  let reads = 0;
+  const writes: number[] = [];
+  const fake = {
+    remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
+    read(buf: Uint8Array) {
+      if (reads++ > 0) return Promise.resolve(null);
+      buf.set(batch);
+      return Promise.resolve(batch.length);
+    },
+    write(b: Uint8Array) {
+      writes.push(b.length);
+      return Promise.resolve(b.length);
+    },
+    close() {},
+  } as unknown as Deno.Conn;
+  const host: ConnectionHost = {
+    handler: () => new Response("x"),
+    parserLimits: {},
+    scheme: "http",
+    defaultHost: "t:1",
+    headerTimeoutMs: 20000,
+    idleTimeoutMs: 5000,
+    bodyTimeoutMs: 30000,
+    writeTimeoutMs: 30000,
+    maxDrainBytes: 262144,
+    methods: new Set(["GET"]),
+    now: Date.now(),
+    dateLine: "date: Tue, 24 Nov 2026 00:00:00 GMT\r\n",
+    closing: false,
+    onHandlerError: () => new Response("", { status: 500 }),
+    log() {},
+    release() {},
+  };
+  await new Connection(fake, host).run();
+  assert.equal(writes.length, 1, `four answers in ${writes.length} writes`);
+});
+
+Deno.test({
+  name: "Connection: close is honoured and stops the pipeline; HTTP/1.0 closes unless keep-alive",
+  ...opts,
+  async fn() {
+    const s = start(() => new Response("ok"));
+    try {
+      let r = await exchange(s.addr.port, [GET("/", "Connection: close\r\n") + GET("/second")]);
+      assert.deepEqual(statuses(r.text), [200]);
+      assert.ok(r.closed);
+      assert.match(r.text, /^connection: close\r$/m);
+      r = await exchange(s.addr.port, ["GET / HTTP/1.0\r\n\r\n"]);
+      assert.deepEqual(statuses(r.text), [200]);
+      assert.ok(r.closed);
+      r = await exchange(s.addr.port, ["GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"]);
+      assert.match(r.text, /^connection: keep-alive\r$/m);
+      assert.equal(r.closed, false);
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "HEAD gets GET's headers without a body; 204 and 304 carry no body",
+  ...opts,
+  async fn() {
+    const s = start((req) => {
+      const p = new URL(req.url).pathname;
+      if (p === "/204") return new Response(null, { status: 204 });
+      if (p === "/304") return new Response(null, { status: 304, headers: { etag: '"x"' } });
+      if (p === "/stream") return new Response(ReadableStream.from([enc.encode("abc")]));
+      return new Response("hello world");
+    });
+    try {
+      let r = await exchange(s.addr.port, [`HEAD / HTTP/1.1\r\nHost: t\r\n\r\n` + GET("/")]);
+      assert.deepEqual(statuses(r.text, [0]), [200, 200]);
+      assert.equal(r.text.split("content-length: 11\r\n").length, 3, "both answers say 11 bytes");
+      assert.equal(r.text.split("hello world").length, 2, "only the GET has a body");
+      r = await exchange(s.addr.port, [GET("/204") + GET("/304") + GET("/")]);
+      assert.deepEqual(statuses(r.text), [204, 304, 200]);
+      assert.doesNotMatch(
+        r.text.slice(0, r.text.indexOf("HTTP/1.1 200")),
+        /content-length|transfer-encoding/,
+      );
+      r = await exchange(s.addr.port, [`HEAD /stream HTTP/1.1\r\nHost: t\r\n\r\n` + GET("/")]);
+      assert.deepEqual(statuses(r.text, [0]), [200, 200]);
+      assert.ok(!r.text.includes("abc"), "a HEAD answer never carries the stream");
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "a body of unknown length is chunked for HTTP/1.1 and close-delimited for HTTP/1.0",
+  ...opts,
+  async fn() {
+    const s = start(() =>
+      new Response(
+        new ReadableStream({
+          async start(c) {
+            c.enqueue(enc.encode("first,"));
+            await new Promise((r) => setTimeout(r, 20));
+            c.enqueue(enc.encode("second"));
+            c.close();
+          },
+        }),
+      )
+    );
+    try {
+      let r = await exchange(s.addr.port, [GET()]);
+      assert.match(r.text, /^transfer-encoding: chunked\r$/m);
+      assert.ok(r.text.endsWith("\r\n\r\n6\r\nfirst,\r\n6\r\nsecond\r\n0\r\n\r\n"), JSON.stringify(r.text));
+      r = await exchange(s.addr.port, ["GET / HTTP/1.0\r\n\r\n"]);
+      assert.doesNotMatch(r.text, /transfer-encoding/);
+      assert.ok(r.text.endsWith("\r\n\r\nfirst,second"));
+      assert.ok(r.closed);
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "a stream shorter than its declared Content-Length closes the connection instead of a bad frame",
+  ...opts,
+  async fn() {
+    const logged: string[] = [];
+    const original = console.error;
+    console.error = (...a: unknown[]) => logged.push(a.join(" "));
+    const s = start(() =>
+      new Response(ReadableStream.from([enc.encode("abc")]), { headers: { "content-length": "10" } })
+    );
+    try {
+      const r = await exchange(s.addr.port, [GET() + GET()]);
+      assert.deepEqual(statuses(r.text), [200]);
+      assert.ok(r.closed);
+      assert.ok(logged.some((l) => l.includes("3 of 10 declared bytes")));
+    } finally {
+      console.error = original;
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "a handler that throws gives a 500 without the error text, and the log says why",
+  ...opts,
+  async fn() {
+    const logged: string[] = [];
+    const original = console.error;
+    console.error = (...a: unknown[]) => logged.push(a.map(String).join(" "));
+    const s = start((req) => {
+      if (req.url.endsWith("/not-a-response")) return "oops" as unknown as Response;
+      throw new Error("secret internal detail");
+    });
+    try {
+      const r = await exchange(s.addr.port, [GET("/x") + GET("/not-a-response") + GET("/y")]);
+      assert.deepEqual(statuses(r.text), [500, 500, 500]);
+      assert.ok(!r.text.includes("secret internal detail"));
+      assert.equal(r.closed, false, "a handler error is not a protocol error: the connection stays");
+      assert.ok(logged.some((l) => l.includes("secret internal detail")));
+      assert.ok(logged.some((l) => l.includes("did not return a Response")));
+    } finally {
+      console.error = original;
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "100 Continue is sent only when the handler reads the body; 413 comes before it",
+  ...opts,
+  async fn() {
+    const s = start(async (req) => {
+      if (new URL(req.url).pathname === "/read") return new Response(`read ${(await req.text()).length}`);
+      return new Response("not reading", { status: 403 });
+    }, { maxBodyBytes: 100 });
+    try {
+      const head = (path: string, n: number) =>
+        `POST ${path} HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: ${n}\r\n\r\n`;
+      // The handler reads: 100 first, then (after the body) the answer.
+      let r = await exchange(s.addr.port, [head("/read", 5), "hello"], { gapMs: 150 });
+      assert.deepEqual(statuses(r.text), [100, 200]);
+      assert.ok(r.text.endsWith("read 5"));
+      // The handler answers without reading: no 100, and the connection closes (the body may still come).
+      r = await exchange(s.addr.port, [head("/other", 5)]);
+      assert.deepEqual(statuses(r.text), [403]);
+      assert.ok(r.closed);
+      // Over the limit: 413 at once, never a 100.
+      r = await exchange(s.addr.port, [head("/read", 101)]);
+      assert.deepEqual(statuses(r.text), [413]);
+      assert.ok(r.closed);
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "an unread body is drained so the next request on the connection is read correctly",
+  ...opts,
+  async fn() {
+    const s = start((req) => new Response(`${req.method} ${new URL(req.url).pathname}`));
+    try {
+      const smuggle = GET("/smuggled");
+      const r = await exchange(s.addr.port, [
+        `POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: ${smuggle.length}\r\n\r\n${smuggle}` +
+        `POST /b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n` + GET("/c"),
+      ]);
+      assert.deepEqual(statuses(r.text), [200, 200, 200]);
+      assert.ok(r.text.includes("POST /a") && r.text.includes("POST /b") && r.text.includes("GET /c"));
+      assert.ok(!r.text.includes("/smuggled"), "the body was never parsed as a request");
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "request bodies reach the handler: Content-Length, chunked, and large ones in pieces",
+  ...opts,
+  async fn() {
+    const s = start(async (req) => {
+      const b = new Uint8Array(await req.arrayBuffer());
+      let sum = 0;
+      for (const x of b) sum = (sum + x) % 65521;
+      return new Response(`${b.length}:${sum}`);
+    }, { maxBodyBytes: 8 * 1024 * 1024 });
+    try {
+      const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251);
+      let sum = 0;
+      for (const x of big) sum = (sum + x) % 65521;
+      const res = await fetch(`http://127.0.0.1:${s.addr.port}/`, { method: "POST", body: big });
+      assert.equal(await res.text(), `${big.length}:${sum}`);
+      const r = await exchange(s.addr.port, [
+        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n",
+        "3;ext=1\r\nyou\r\n0\r\nTrailer-Field: x\r\n\r\n",
+      ], { gapMs: 50 });
+      const expected = [..."hiyou"].reduce((a, c) => (a + c.charCodeAt(0)) % 65521, 0);
+      assert.ok(r.text.endsWith(`5:${expected}`), r.text);
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "timeouts: an unfinished head gets 408 and a close; an idle connection is closed; a stalled body is dropped",
+  ...opts,
+  async fn() {
+    const s = start(async (req) => new Response(await req.text()), {
+      headerTimeoutMs: 700,
+      idleTimeoutMs: 700,
+      bodyTimeoutMs: 700,
+    });
+    try {
+      const t0 = Date.now();
+      let r = await exchange(s.addr.port, ["GET / HTTP/1.1\r\nHost: t\r\n"], { quietMs: 3000 });
+      assert.deepEqual(statuses(r.text), [408]);
+      assert.ok(r.closed);
+      assert.ok(Date.now() - t0 < 2500, "closed within the bound plus one tick");
+      r = await exchange(s.addr.port, [GET()], { quietMs: 3000 });
+      assert.deepEqual(statuses(r.text), [200]);
+      assert.ok(r.closed, "idle keep-alive connection closed");
+      r = await exchange(s.addr.port, ["POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc"], {
+        quietMs: 3000,
+      });
+      assert.ok(r.closed, "stalled body dropped");
+      assert.deepEqual(statuses(r.text), [], "no answer to a request that never finished");
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "a slow reader never makes the server buffer a large streamed response (backpressure)",
+  ...opts,
+  async fn() {
+    let produced = 0;
+    const CHUNK = 64 * 1024;
+    const TOTAL = 256 * 1024 * 1024;
+    const s = start(() =>
+      new Response(
+        new ReadableStream({
+          pull(c) {
+            if (produced >= TOTAL) return c.close();
+            produced += CHUNK;
+            c.enqueue(new Uint8Array(CHUNK));
+          },
+        }, { highWaterMark: 0 }),
+      )
+    );
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.addr.port });
+      await conn.write(enc.encode(GET()));
+      const buf = new Uint8Array(1024);
+      await conn.read(buf); // read a little, then stop reading
+      await new Promise((r) => setTimeout(r, 800));
+      // Socket buffers on both sides hold a few MiB at most; the rest must not have been produced.
+      assert.ok(produced < 32 * 1024 * 1024, `produced ${produced} bytes for a reader that stopped`);
+      conn.close();
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "graceful shutdown finishes an in-flight response, closes idle connections, refuses new ones",
+  ...opts,
+  async fn() {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => release = r);
+    let started!: () => void;
+    const inFlight = new Promise<void>((r) => started = r);
+    const s = start(async (req) => {
+      if (new URL(req.url).pathname === "/slow") {
+        started();
+        await gate;
+        return new Response("finished");
+      }
+      return new Response("quick");
+    });
+    const port = s.addr.port;
+    const idle = await Deno.connect({ hostname: "127.0.0.1", port });
+    await idle.write(enc.encode(GET()));
+    const buf = new Uint8Array(4096);
+    await idle.read(buf);
+    const slow = exchange(port, [GET("/slow")], { quietMs: 3000 });
+    await inFlight;
+    const done = s.shutdown();
+    assert.equal(await idle.read(buf), null, "the idle connection is closed at once");
+    idle.close();
+    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }), "no new connections");
+    release();
+    const r = await slow;
+    assert.ok(r.text.endsWith("finished"));
+    assert.match(r.text, /^connection: close\r$/m);
+    assert.ok(r.closed);
+    await done;
+    await s.finished;
+  },
+});
+
+Deno.test({
+  name: "a client that disconnects mid-request or mid-response is not an error, and aborts request.signal",
+  ...opts,
+  async fn() {
+    const logged: string[] = [];
+    const originals = [console.error, console.warn];
+    console.error = console.warn = (...a: unknown[]) => logged.push(a.map(String).join(" "));
+    let aborted!: () => void;
+    const wasAborted = new Promise<void>((r) => aborted = r);
+    const s = start(async (req) => {
+      const p = new URL(req.url).pathname;
+      if (p === "/wait") {
+        req.signal.addEventListener("abort", () => aborted());
+        await wasAborted;
+        return new Response("too late");
+      }
+      if (p === "/body") return new Response(await req.text());
+      return new Response(new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(65536)) }));
+    });
+    try {
+      for (
+        const raw of [
+          GET("/wait"),
+          "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc",
+          GET("/big"),
+        ]
+      ) {
+        const c = await Deno.connect({ hostname: "127.0.0.1", port: s.addr.port });
+        await c.write(enc.encode(raw));
+        if (raw.includes("/big")) await c.read(new Uint8Array(4096));
+        await new Promise((r) => setTimeout(r, 100));
+        c.close();
+      }
+      await wasAborted;
+      await new Promise((r) => setTimeout(r, 300));
+      const ok = await fetch(`http://127.0.0.1:${s.addr.port}/body`, { method: "POST", body: "still up" });
+      assert.equal(await ok.text(), "still up");
+      assert.deepEqual(logged, []);
+    } finally {
+      [console.error, console.warn] = originals;
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "a Hono app's fetch runs on Pier unchanged",
+  ...opts,
+  async fn() {
+    const app = new Hono();
+    app.get("/hello/:name", (c) => c.text(`Hello, ${c.req.param("name")}!`));
+    app.post("/echo", async (c) => c.json({ got: await c.req.json(), ua: c.req.header("user-agent") }));
+    app.get("/redirect", (c) => c.redirect("/hello/there", 303));
+    const s = start(app.fetch);
+    try {
+      const base = `http://127.0.0.1:${s.addr.port}`;
+      let res = await fetch(`${base}/hello/pier`);
+      assert.equal(await res.text(), "Hello, pier!");
+      res = await fetch(`${base}/echo`, {
+        method: "POST",
+        body: JSON.stringify({ a: 1 }),
+        headers: { "content-type": "application/json", "user-agent": "test-agent" },
+      });
+      assert.deepEqual(await res.json(), { got: { a: 1 }, ua: "test-agent" });
+      res = await fetch(`${base}/redirect`, { redirect: "manual" });
+      assert.equal(res.status, 303);
+      assert.equal(res.headers.get("location"), "/hello/there");
+      await res.body?.cancel();
+      res = await fetch(`${base}/missing`);
+      assert.equal(res.status, 404);
+      await res.body?.cancel();
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "without Deno's internals (public API only) the engine behaves the same",
+  ...opts,
+  async fn() {
+    assert.ok(fastPathsActive(), "on the pinned Deno the fast paths are found and pass their self-test");
+    setFastPaths(false);
+    const s = start(async (req) => {
+      const body = req.method === "POST" ? await req.text() : "";
+      return new Response(`${req.method} ${new URL(req.url).pathname} ${req.headers.get("x-a")} ${body}`);
+    });
+    try {
+      const r = await exchange(s.addr.port, [
+        GET("/p", "X-A: 1\r\n") + "POST /q HTTP/1.1\r\nHost: t\r\nX-A: 2\r\nContent-Length: 2\r\n\r\nhi" +
+        `HEAD /r HTTP/1.1\r\nHost: t\r\n\r\n`,
+      ]);
+      assert.deepEqual(statuses(r.text, [2]), [200, 200, 200]);
+      assert.ok(r.text.includes("GET /p 1 ") && r.text.includes("POST /q 2 hi"));
+      assert.ok(r.text.endsWith("content-length: 13\r\n\r\n"), "HEAD gets the length GET's body would have");
+    } finally {
+      setFastPaths(true);
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "header values are sent as ISO-8859-1 bytes, one byte per character",
+  ...opts,
+  async fn() {
+    const s = start(() => new Response("x", { headers: { "x-name": "caf\u00e9" } }));
+    try {
+      const r = await exchange(s.addr.port, [GET()]);
+      assert.ok(r.text.includes("x-name: caf\u00e9\r\n"), "0xE9 on the wire, not UTF-8's C3 A9");
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
+Deno.test("importing mod.ts needs no permission, and serve() needs only --allow-net", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  const script = `
+    import { serve } from "${root}mod.ts";
+    const s = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response("ok"));
+    const res = await fetch("http://127.0.0.1:" + s.addr.port + "/");
+    console.log(await res.text());
+    await s.shutdown();
+  `;
+  const importOnly = `import * as pier from "${root}mod.ts"; console.log(typeof pier.serve);`;
+  const run = async (code: string, flags: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--no-prompt", "--config", `${root}deno.json`, ...flags, code],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, out: dec.decode(out.stdout).trim(), err: dec.decode(out.stderr) };
+  };
+  const a = await run(importOnly, []);
+  assert.equal(a.code, 0, a.err);
+  assert.equal(a.out, "function");
+  const b = await run(script, ["--allow-net=127.0.0.1"]);
+  assert.equal(b.code, 0, b.err);
+  assert.equal(b.out, "ok");
+});
