@@ -148,6 +148,10 @@ function selfTest(k: Internals): boolean {
   const c = fastStaticBody(k, new Response(null, { status: 204 }));
   const d = fastStaticBody(k, new Response(new ReadableStream()));
   const e = fastStaticBody(k, new Response("{}", { headers: { "content-type": "application/json" } }));
+  const h = new Response("x", { status: 201, headers: { "x-a": "1", "content-type": "text/html" } });
+  h.headers.set("x-b", "2");
+  const list = rawHeaderList(k, h)?.map(([n, v]) => `${n.toLowerCase()}=${v}`).sort().join(",");
+  if (list !== "content-type=text/html,x-a=1,x-b=2") return false;
   const used = new Response("gone");
   used.text();
   return a?.body === "hi" && a.contentType === "text/plain;charset=UTF-8" && b?.body instanceof Uint8Array &&
@@ -200,6 +204,36 @@ function fastStaticBody(k: Internals, res: Response): StaticBody | null {
     if (typeof contentType === "string" || contentType === null) return { body, contentType };
   }
   return { body };
+}
+
+/**
+ * The response's header list as Deno keeps it (names as given, duplicates as separate entries, which
+ * RFC 9110 §5.3 makes equivalent to a combined line), or null without the internals. Reading it skips the
+ * sorting and combining that iterating `res.headers` does. Edits made through `res.headers` land in the
+ * same list.
+ *
+ * @param res The handler's response.
+ * @returns The [name, value] pairs, or null.
+ */
+export function headerList(res: Response): readonly (readonly [string, string])[] | null {
+  const k = internals;
+  if (k === null) return null;
+  return rawHeaderList(k, res);
+}
+
+function rawHeaderList(k: Internals, res: Response): readonly (readonly [string, string])[] | null {
+  const r: any = res;
+  const list = r[k.sResponse]?.headerList;
+  if (!Array.isArray(list)) return null;
+  const lazy = k.sLazyBody ? r[k.sLazyBody] : null;
+  if (lazy !== null && lazy !== undefined) {
+    // The content type of a body given to the constructor is only added to the list when read.
+    const type = (k.sLazyType ? r[k.sLazyType] : null) ?? (typeof lazy === "string" ? DEFAULT_TEXT : null);
+    if (type !== null && !list.some((h: [string, string]) => h[0].toLowerCase() === "content-type")) {
+      return [...list, ["content-type", type]];
+    }
+  }
+  return list;
 }
 
 let internals: Internals | null = detect();

@@ -2,7 +2,7 @@
 // order, and decide in one place whether the connection is reused. It owns timeouts' effects, backpressure
 // and the 100-continue decision; it must never let handler errors or client input crash the server.
 import { NEED_DATA, PAUSED, ProtocolError, type RequestHead, RequestParser } from "./http1.ts";
-import { makeRequest, markBodyUsed, staticBody } from "./_fast.ts";
+import { headerList, makeRequest, markBodyUsed, staticBody } from "./_fast.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
 
 /** What a connection needs from its server: settings, the clock, the log and the shutdown flag. */
@@ -91,6 +91,17 @@ function statusLine(status: number): string {
 
 /** Out buffer size: a typical page and its head go out in one write; larger bodies are written directly. */
 const OUT_BUFFER = 16 * 1024;
+/** Free out buffers shared by all connections: an idle connection holds none (10,000 idle = no 160 MiB). */
+const outPool: Uint8Array[] = [];
+/** Free buffers kept for reuse; more than this many concurrent writers allocate and let GC take them. */
+const OUT_POOL_MAX = 64;
+function takeOut(n: number): Uint8Array {
+  return n <= OUT_BUFFER && outPool.length > 0 ? outPool.pop()! : new Uint8Array(Math.max(OUT_BUFFER, n));
+}
+function giveOut(b: Uint8Array): void {
+  if (b.length === OUT_BUFFER && outPool.length < OUT_POOL_MAX) outPool.push(b);
+}
+
 /** Where short string bodies are encoded before being queued: one buffer for all connections. */
 const SCRATCH = new Uint8Array(OUT_BUFFER);
 /** Queued pipelined answers are flushed once this much is waiting, so a deep pipeline cannot grow memory. */
@@ -357,7 +368,9 @@ export class Connection {
         // (one await, not three) because this is the path every keep-alive request takes.
         const len = this.#outLen;
         if (len > 0) {
+          // Detach the buffer while it is written: anything queued meanwhile takes another.
           const out = this.#out!;
+          this.#out = null;
           this.#outLen = 0;
           this.#setDeadline(Deadline.Write, host.writeTimeoutMs);
           try {
@@ -367,7 +380,8 @@ export class Connection {
             if (isDisconnect(e)) return;
             throw e;
           }
-          if (out.length > OUT_BUFFER) this.#out = null;
+          // Written: the buffer goes back to the pool while this connection waits for its next request.
+          giveOut(out);
           this.#finishInfos();
         }
         if (p.headStarted) {
@@ -633,10 +647,11 @@ export class Connection {
 
   #reserve(n: number): Uint8Array {
     let out = this.#out;
-    if (out === null) out = this.#out = new Uint8Array(Math.max(OUT_BUFFER, n));
+    if (out === null) out = this.#out = takeOut(n);
     else if (out.length - this.#outLen < n) {
       const bigger = new Uint8Array(Math.max(out.length * 2, this.#outLen + n));
       bigger.set(out.subarray(0, this.#outLen));
+      giveOut(out);
       out = this.#out = bigger;
     }
     return out;
@@ -685,6 +700,7 @@ export class Connection {
     const len = this.#outLen;
     if (len > 0) {
       const out = this.#out!;
+      this.#out = null;
       this.#outLen = 0;
       try {
         await this.#writeAll(len === out.length ? out : out.subarray(0, len));
@@ -695,8 +711,7 @@ export class Connection {
         }
         throw e;
       }
-      // Give back a buffer a large answer made us grow; keep the usual one for the next answer.
-      if (out.length > OUT_BUFFER) this.#out = null;
+      giveOut(out);
     }
     this.#finishInfos();
   }
@@ -716,20 +731,27 @@ export class Connection {
     if (fixed !== null && fixed.contentType !== undefined) {
       if (fixed.contentType !== null) s += `content-type: ${fixed.contentType}\r\n`;
     } else {
-      for (const [name, value] of res.headers) {
-        switch (name) {
-          case "content-length":
-            if (/^[0-9]{1,15}$/.test(value)) declared = Number(value);
-            continue;
-          case "connection":
-            // A handler may ask to close (RFC 9112 §9.6); other connection options are ours to decide.
-            if (/(?:^|,)[ \t]*close[ \t]*(?:,|$)/i.test(value)) this.#closeAfter = true;
-            continue;
-          case "transfer-encoding":
-          case "keep-alive":
-            continue; // hop-by-hop: framing and persistence are ours to decide (RFC 9112 §6.1, §9.3)
-          case "date":
-            hasDate = true;
+      const list = headerList(res) ?? [...res.headers];
+      for (let i = 0; i < list.length; i++) {
+        const name = list[i][0];
+        const value = list[i][1];
+        // Only five names matter here; their lengths let every other name pass without lower-casing.
+        const n = name.length;
+        if (n === 4 || n === 10 || n === 14 || n === 17) {
+          switch (name.toLowerCase()) {
+            case "content-length":
+              if (/^[0-9]{1,15}$/.test(value)) declared = Number(value);
+              continue;
+            case "connection":
+              // A handler may ask to close (RFC 9112 §9.6); other connection options are ours to decide.
+              if (/(?:^|,)[ \t]*close[ \t]*(?:,|$)/i.test(value)) this.#closeAfter = true;
+              continue;
+            case "transfer-encoding":
+            case "keep-alive":
+              continue; // hop-by-hop: framing and persistence are ours to decide (RFC 9112 §6.1, §9.3)
+            case "date":
+              hasDate = true;
+          }
         }
         s += `${name}: ${value}\r\n`;
       }
