@@ -797,7 +797,9 @@ export class Connection {
       if (status === 304 && declared >= 0) s += `content-length: ${declared}\r\n`;
       this.#appendHead(s + "\r\n");
     } else {
-      this.#appendHead(`${s}content-length: ${len}\r\n\r\n`);
+      // A HEAD answer without a body states the length GET would have, when the handler declared it.
+      const length = isHead && bytes === null && declared >= 0 ? declared : len;
+      this.#appendHead(`${s}content-length: ${length}\r\n\r\n`);
       if (!isHead && len > 0) {
         if (len > OUT_BUFFER) {
           return this.#flushThen(len === bytes!.length ? bytes! : bytes!.subarray(0, len));

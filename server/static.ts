@@ -130,6 +130,21 @@ interface Entry {
   encoded: Partial<Record<Encoding, Bytes | null>>;
   precompressed: Partial<Record<Encoding, Sibling>>;
   bytes: number;
+  /**
+   * Full 200 answers from memory, built once and cloned per request: Deno's `new Response` with six
+   * headers costs ~10 µs, a clone ~0.3 µs, and a clone shares the body bytes.
+   */
+  templates: Map<string, Response>;
+}
+
+/** A fresh copy of the entry's template answer for `key`, made by `make` the first time. */
+function fromTemplate(entry: Entry, key: string, make: () => Response): Response {
+  let t = entry.templates.get(key);
+  if (t === undefined) {
+    t = make();
+    entry.templates.set(key, t);
+  }
+  return t.clone();
 }
 
 type MimeEntry = { source?: string; extensions?: string[]; compressible?: boolean; charset?: string };
@@ -533,6 +548,7 @@ export function staticFiles(
       encoded: {},
       precompressed: {},
       bytes: body?.length ?? 0,
+      templates: new Map(),
     };
     const [br, gz] = await Promise.all([
       inspectSibling(`${real}.br`, base),
@@ -729,7 +745,11 @@ export function staticFiles(
       }
       if (encodedBody) {
         headers["content-length"] = String(encodedBody.length);
-        return new Response(head ? null : encodedBody, { status, headers });
+        return fromTemplate(
+          entry,
+          `${encoding}:${head}`,
+          () => new Response(head ? null : encodedBody, { status, headers }),
+        );
       }
       // A large compressible file: gzip while streaming; the length is not known up front.
       if (head) return new Response(null, { status, headers });
@@ -741,11 +761,16 @@ export function staticFiles(
 
     const length = end - start + 1;
     headers["content-length"] = String(Math.max(0, length));
-    if (head) return new Response(null, { status, headers });
-    if (entry.body !== null) {
-      const body = status === 206 ? entry.body.subarray(start, end + 1) : entry.body;
-      return new Response(body, { status, headers });
+    if (status === 200 && entry.body !== null) {
+      const body = entry.body;
+      return fromTemplate(
+        entry,
+        `identity:${head}`,
+        () => new Response(head ? null : body, { status, headers }),
+      );
     }
+    if (head) return new Response(null, { status, headers });
+    if (entry.body !== null) return new Response(entry.body.subarray(start, end + 1), { status, headers });
     return new Response(fileStream(entry.real, start, end + 1, chunkBytes), { status, headers });
   }
 }

@@ -188,6 +188,7 @@ Deno.test({
       if (p === "/204") return new Response(null, { status: 204 });
       if (p === "/304") return new Response(null, { status: 304, headers: { etag: '"x"' } });
       if (p === "/stream") return new Response(ReadableStream.from([enc.encode("abc")]));
+      if (p === "/declared") return new Response(null, { headers: { "content-length": "42" } });
       return new Response("hello world");
     });
     try {
@@ -204,6 +205,9 @@ Deno.test({
       r = await exchange(s.addr.port, [`HEAD /stream HTTP/1.1\r\nHost: t\r\n\r\n` + GET("/")]);
       assert.deepEqual(statuses(r.text, [0]), [200, 200]);
       assert.ok(!r.text.includes("abc"), "a HEAD answer never carries the stream");
+      // A HEAD answer built without a body keeps the length the handler declared (static files do this).
+      r = await exchange(s.addr.port, [`HEAD /declared HTTP/1.1\r\nHost: t\r\n\r\n`]);
+      assert.match(r.text, /\r\ncontent-length: 42\r\n/);
     } finally {
       await s.shutdown();
     }
