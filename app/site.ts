@@ -6,6 +6,7 @@ import { basename } from "node:path";
 import {
   type Context,
   crossOriginProtection,
+  decodePathOnce,
   HttpError,
   type Middleware,
   parseUrlEncoded,
@@ -209,7 +210,8 @@ function sessionIdOf(ctx: Context): string | null {
 function siteSessions(store: Store, options: Omit<SessionOptions, "store">): Middleware {
   const inner = sessions({ ...options, store: store.sessions });
   return async function siteSessions(request, next, ctx) {
-    if (!SESSION_PATHS.has(ctx.url.pathname)) return await next();
+    // Decoded, so `/%69ndex.html` (the home page too) gets its session like `/index.html`.
+    if (!SESSION_PATHS.has(decodePathOnce(ctx.url.pathname) ?? "")) return await next();
     // Boxed: assigned inside the callback, which TypeScript's narrowing does not follow.
     const seen: { answered: Response | null; reached: boolean } = { answered: null, reached: false };
     try {
@@ -309,6 +311,9 @@ export function createSite(options: SiteOptions): Router {
     trustedProxies: options.trustedProxies,
     notFound: async (request, ctx) => {
       if (request.method === "GET" || request.method === "HEAD") {
+        // `/%69ndex.html` names the home page too (RFC 3986 §6.2.2.2); served as a file it would show the
+        // placeholder instead of the count.
+        if (decodePathOnce(ctx.url.pathname) === "/index.html") return await home(request, ctx);
         const res = await files(request, ctx.info);
         if (res && res.status !== 404) return res;
         return await notFoundPage(ctx);

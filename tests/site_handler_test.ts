@@ -289,6 +289,10 @@ Deno.test("unknown paths get the 404 page; other methods on a static file get 40
     const postMissing = await site.fetch(new Request(`${BASE}/nothing-here`, { method: "POST" }));
     assert.equal(postMissing.status, 404);
     await postMissing.body?.cancel();
+    // An encoded name for the home page is the home page, with its count, not the file with the placeholder.
+    const encoded = await site.fetch(new Request(`${BASE}/%69ndex.html`));
+    assert.equal(encoded.status, 200);
+    assert.match(await encoded.text(), /visit-count">1</);
     const favicon = await site.fetch(new Request(`${BASE}/favicon.svg`));
     assert.equal(favicon.status, 200);
     assert.equal(favicon.headers.get("content-type"), "image/svg+xml");
