@@ -17,6 +17,13 @@ export const DEFAULT_BUSY_TIMEOUT_MS = 2_000;
  */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
+/**
+ * The largest the database may grow, 1 GiB: thousands of times what a résumé site's messages and sessions
+ * need, so reaching it means a flood of posts, which then fills this file and not the disk the uploads and the
+ * system share. Past it, writes fail like a full disk (503) while reads go on.
+ */
+export const DEFAULT_MAX_DATABASE_BYTES: number = 1024 ** 3;
+
 /** `listMessages` and `listUploads` return at most this many rows unless asked otherwise. */
 export const DEFAULT_LIST_LIMIT = 1000;
 
@@ -113,6 +120,8 @@ export interface StoreOptions {
   busyTimeoutMs?: number;
   /** See {@link DEFAULT_CALL_TIMEOUT_MS}. */
   callTimeoutMs?: number;
+  /** See {@link DEFAULT_MAX_DATABASE_BYTES}. */
+  maxDatabaseBytes?: number;
 }
 
 interface Pending {
@@ -145,6 +154,7 @@ export class Store {
   readonly sessions: SessionStore;
   #busyTimeoutMs: number;
   #callTimeoutMs: number;
+  #maxDatabaseBytes: number;
   #worker: Worker | null = null;
   #url: string | null = null;
   #opened: Promise<void> | null = null;
@@ -156,12 +166,13 @@ export class Store {
    * Prepare a store for the database at `path` (its folder must exist). Nothing starts until the first call.
    *
    * @param path The database file.
-   * @param options Lock and call timeouts.
+   * @param options Lock and call timeouts, size cap.
    */
   constructor(path: string, options: StoreOptions = {}) {
     this.path = path;
     this.#busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     this.#callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.#maxDatabaseBytes = options.maxDatabaseBytes ?? DEFAULT_MAX_DATABASE_BYTES;
     this.sessions = {
       get: (id: string) => this.#call("sessionGet", [id]) as Promise<StoredSession | undefined>,
       set: (id: string, data: SessionData, expiresAt: number) =>
@@ -253,7 +264,9 @@ export class Store {
   async #call(op: StoreOp, args: unknown[]): Promise<unknown> {
     if (this.#closed) throw new StoreError("The store is closed", "CLOSED");
     if (!this.#opened) {
-      const opening = this.#send("open", [this.path, this.#busyTimeoutMs]).then(() => {});
+      const opening = this.#send("open", [this.path, this.#busyTimeoutMs, this.#maxDatabaseBytes]).then(
+        () => {},
+      );
       this.#opened = opening;
       // A failed open is retried by the next call: the file may have been fixed, the lock released.
       opening.catch(() => {

@@ -146,7 +146,7 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
   });
 
   const ops: Record<string, (...args: never[]) => unknown> = {
-    open(path: string, busyTimeoutMs: number) {
+    open(path: string, busyTimeoutMs: number, maxBytes: number) {
       if (db) return null;
       const d = new Database(path);
       try {
@@ -156,6 +156,9 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
         d.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;`);
         d.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
         migrate(d);
+        // The size cap: past it a write fails with "database or disk is full" (a 503), as a full disk would.
+        const pageSize = Number((d.prepare("PRAGMA page_size").get() as Row).page_size);
+        d.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(maxBytes / pageSize))}`);
       } catch (err) {
         d.close();
         throw err;

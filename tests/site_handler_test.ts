@@ -400,3 +400,24 @@ Deno.test("HTML pages carry the security headers; pages are not cached by shared
     await site.close();
   }
 });
+
+Deno.test("a full database: the contact form answers 503, keeps what was typed, and the server stays up", async () => {
+  const site = await memorySite({}, { maxDatabaseBytes: 48 * 1024 });
+  try {
+    const post = () =>
+      site.fetch(
+        formPost(`${BASE}/contact`, { name: "Ada", email: "ada@example.com", message: "m".repeat(4000) }),
+      );
+    let res = await post();
+    for (let i = 0; i < 50 && res.status === 303; i++) res = await post();
+    assert.equal(res.status, 503);
+    const html = await res.text();
+    assert.match(html, /was not sent yet/);
+    assert.match(html, />m{4000}<\/textarea>/);
+    const css = await site.fetch(new Request(`${BASE}/style.css`));
+    assert.equal(css.status, 200);
+    await css.body?.cancel();
+  } finally {
+    await site.close();
+  }
+});

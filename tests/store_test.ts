@@ -256,3 +256,21 @@ Deno.test("a Worker that does not answer in time is replaced: the call fails wit
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a full database (the size cap, as a full disk) fails writes with a StoreError; reads go on", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pier-store-" });
+  const store = new Store(`${dir}/site.db`, { maxDatabaseBytes: 64 * 1024 });
+  try {
+    let failure: unknown = null;
+    for (let i = 0; i < 100 && failure === null; i++) {
+      await store.addMessage({ ...message(i), message: "x".repeat(4000) }).catch((err) => failure = err);
+    }
+    assert.ok(failure instanceof StoreError, String(failure));
+    assert.match(failure.message, /database or disk is full/);
+    const stored = await store.listMessages();
+    assert.ok(stored.length > 0 && stored.length < 100);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
