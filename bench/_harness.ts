@@ -1,5 +1,7 @@
 // Shared pieces of the benchmarks: start a server process pinned to one core, run wrk pinned to the
-// other, read the server's CPU time and memory from /proc. Loopback only; every process is stopped.
+// other, read the server's CPU time and memory from /proc, start nginx on a folder. Loopback only; every
+// process started here has a stop() and is stopped by the caller. /proc is read through `cat`: Deno asks
+// for --allow-all to read /proc directly, and --allow-run is needed for wrk anyway.
 
 /** A server process under test. */
 export interface ServerProc {
@@ -10,9 +12,18 @@ export interface ServerProc {
 }
 
 const CORES = navigator.hardwareConcurrency;
-const HAS_TASKSET = await new Deno.Command("taskset", { args: ["-V"], stdout: "null", stderr: "null" })
-  .output()
-  .then((o) => o.success, () => false);
+
+async function runs(cmd: string, args: string[]): Promise<boolean> {
+  return await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output()
+    .then((o) => o.success, () => false);
+}
+
+const HAS_TASKSET = await runs("taskset", ["-V"]);
+
+/** Whether a program answers `args` successfully (`wrk -v` exits 1, so ask for something that exits 0). */
+export function hasProgram(cmd: string, args: string[]): Promise<boolean> {
+  return runs(cmd, args);
+}
 
 /** Run `cmd` pinned to `core` when there are two cores or more and taskset exists. */
 export function pinned(core: number, cmd: string, args: string[]): [string, string[]] {
@@ -27,69 +38,143 @@ export function pinningNote(): string {
     : `not pinned (${CORES} core(s), taskset ${HAS_TASKSET ? "present" : "missing"})`;
 }
 
+/** A free TCP port on 127.0.0.1 (for servers, like nginx, that cannot report the one they got). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function waitForPort(port: number, name: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`${name}: nothing listening on 127.0.0.1:${port} after 15 s`);
+}
+
+/** How {@link startServer} learns the port and stops the process. */
+export interface StartOptions {
+  cwd?: string;
+  /** The port the server was told to use; without it, wait for a `ready <port>` line on stdout. */
+  port?: number;
+  /** The signal for a graceful stop. Default SIGTERM. */
+  signal?: Deno.Signal;
+  /** Pin to CPU 0. Default true. */
+  pin?: boolean;
+}
+
 /**
- * Start a server command that prints `ready <port>` on stdout, and wait for that line.
+ * Start a server pinned to CPU 0 and wait until it listens: for a `ready <port>` line on stdout, or, when
+ * `options.port` is given, for a connection to that port to succeed.
  *
  * @param name A label for the report.
  * @param cmd The program.
  * @param args Its arguments.
- * @param cwd Working directory.
+ * @param options Working directory, a known port, the stop signal.
  */
 export async function startServer(
   name: string,
   cmd: string,
   args: string[],
-  cwd?: string,
+  options: StartOptions = {},
 ): Promise<ServerProc> {
-  const [c, a] = pinned(0, cmd, args);
-  const child = new Deno.Command(c, { args: a, stdout: "piped", stderr: "inherit", cwd }).spawn();
+  const [c, a] = options.pin === false ? [cmd, args] : pinned(0, cmd, args);
+  const child = new Deno.Command(c, { args: a, stdout: "piped", stderr: "inherit", cwd: options.cwd })
+    .spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  const deadline = Date.now() + 30_000;
-  while (!/ready (\d+)/.test(seen)) {
-    if (Date.now() > deadline) throw new Error(`${name}: no "ready" line in 30 s`);
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${name}: exited before it was ready`);
-    seen += value;
+  const stop = async () => {
+    try {
+      child.kill(options.signal ?? "SIGTERM");
+    } catch { /* gone */ }
+    const t = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 5000);
+    await child.status;
+    clearTimeout(t);
+  };
+  let port = options.port ?? 0;
+  try {
+    if (options.port === undefined) {
+      let seen = "";
+      const deadline = Date.now() + 30_000;
+      while (!/ready (\d+)/.test(seen)) {
+        if (Date.now() > deadline) throw new Error(`${name}: no "ready" line in 30 s`);
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`${name}: exited before it was ready`);
+        seen += value;
+      }
+      port = Number(/ready (\d+)/.exec(seen)![1]);
+    } else {
+      await waitForPort(options.port, name);
+    }
+  } catch (e) {
+    await stop();
+    throw e;
   }
-  const port = Number(/ready (\d+)/.exec(seen)![1]);
   // Keep draining stdout so the server never blocks on a full pipe.
   (async () => {
     try {
       while (!(await reader.read()).done) { /* drain */ }
     } catch { /* closed */ }
   })();
-  return {
-    name,
-    pid: child.pid,
-    port,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      const t = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }, 5000);
-      await child.status;
-      clearTimeout(t);
-    },
-  };
+  return { name, pid: child.pid, port, stop };
 }
 
-/** User + system CPU time of a process, in milliseconds (from /proc/PID/stat). */
+async function cat(paths: string[]): Promise<string> {
+  const out = await new Deno.Command("cat", { args: paths, stdout: "piped", stderr: "null" }).output();
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** A process and its descendants (nginx answers from a worker, the child of the pid we started). */
+async function processTree(pid: number): Promise<number[]> {
+  const all = [pid];
+  for (let i = 0; i < all.length; i++) {
+    const children = await cat([`/proc/${all[i]}/task/${all[i]}/children`]);
+    for (const c of children.trim().split(/\s+/)) if (c) all.push(Number(c));
+  }
+  return all;
+}
+
+/** User + system CPU time of a process and its children, in milliseconds (from /proc/PID/stat). */
 export async function cpuMs(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name; clock ticks of 10 ms.
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  const pids = await processTree(pid);
+  const text = await cat(pids.map((p) => `/proc/${p}/stat`));
+  let ticks = 0;
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    const fields = line.slice(line.lastIndexOf(")") + 2).split(" ");
+    // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name; clock ticks of 10 ms.
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks * 10;
 }
 
 /** Resident memory of a process, in KiB (VmRSS from /proc/PID/status). */
 export async function rssKiB(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(await cat([`/proc/${pid}/status`]))?.[1] ?? NaN);
+}
+
+/** A few lines from /proc about the machine, for the report. */
+export async function machineInfo(): Promise<{ cpu: string; cores: number; memGiB: number; load: string }> {
+  const [cpuinfo, meminfo, load] = await Promise.all([
+    cat(["/proc/cpuinfo"]),
+    cat(["/proc/meminfo"]),
+    cat(["/proc/loadavg"]),
+  ]);
+  return {
+    cpu: /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1].trim() ?? "unknown",
+    cores: navigator.hardwareConcurrency,
+    memGiB: Number(/MemTotal:\s+(\d+)/.exec(meminfo)?.[1] ?? 0) / 1024 / 1024,
+    load: load.split(" ").slice(0, 3).join(" "),
+  };
 }
 
 /** One wrk run's result. */
@@ -105,7 +190,7 @@ export interface WrkResult {
  *
  * @param server The server.
  * @param path The path to request.
- * @param opts Connections, duration, threads, and an optional Lua script.
+ * @param opts Connections, duration, and an optional Lua script.
  */
 export async function wrk(
   server: ServerProc,
@@ -129,9 +214,9 @@ export async function wrk(
   return { rps, requests, cpuUsPerReq: requests > 0 ? (after - before) * 1000 / requests : NaN, errors };
 }
 
-/** A Lua script for wrk that sends `depth` requests per write (HTTP pipelining). */
-export async function pipelineScript(depth: number): Promise<string> {
-  const path = await Deno.makeTempFile({ prefix: "pier_pipeline_", suffix: ".lua" });
+/** A Lua script for wrk that sends `depth` requests per write (HTTP pipelining), written into `dir`. */
+export async function pipelineScript(dir: string, depth: number): Promise<string> {
+  const path = `${dir}/pipeline_${depth}.lua`;
   await Deno.writeTextFile(
     path,
     `init = function(args)
@@ -143,6 +228,62 @@ request = function() return req end
 `,
   );
   return path;
+}
+
+/** Random bytes (getRandomValues fills at most 64 KiB per call). */
+export function randomBytes(n: number): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(b.subarray(i, Math.min(n, i + 65536)));
+  return b;
+}
+
+/** Whether nginx is installed. */
+export function hasNginx(): Promise<boolean> {
+  return hasProgram("nginx", ["-v"]);
+}
+
+/**
+ * Start nginx serving `root` on a free 127.0.0.1 port: one worker (one core, like the Deno servers),
+ * sendfile on, access_log off, its own prefix folder under `work` so nothing touches /etc or /var.
+ *
+ * @param work A scratch folder that must be readable by nginx's worker user (made 0755 here).
+ * @param root The folder served at `/`.
+ * @param pin Pin it to CPU 0 like the other servers. Default true.
+ */
+export async function startNginx(work: string, root: string, pin = true): Promise<ServerProc> {
+  await Deno.chmod(work, 0o755); // the worker may run as nobody
+  const prefix = `${work}/nginx`;
+  await Deno.mkdir(`${prefix}/logs`, { recursive: true });
+  const port = freePort();
+  await Deno.writeTextFile(
+    `${prefix}/nginx.conf`,
+    `worker_processes 1;
+daemon off;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path ${prefix}/tmp;
+  proxy_temp_path ${prefix}/tmp;
+  fastcgi_temp_path ${prefix}/tmp;
+  uwsgi_temp_path ${prefix}/tmp;
+  scgi_temp_path ${prefix}/tmp;
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+  }
+}
+`,
+  );
+  return await startServer("nginx", "nginx", ["-p", `${prefix}/`, "-c", `${prefix}/nginx.conf`], {
+    port,
+    signal: "SIGQUIT",
+    pin,
+  });
 }
 
 /** The median of some numbers. */

@@ -1,117 +1,269 @@
-// `deno task bench`: Pier against Deno.serve and node:http with the same hello-world answer, keep-alive
-// and pipelined (depth 16), in interleaved rounds so a busy machine slows every server alike; then the
-// memory of 10,000 held keep-alive connections. Prints a table of requests/s, server CPU time per request
-// and ratios. Needs wrk (Debian). Flags: --rounds N (3), --seconds S (5), --skip-memory.
-import { median, pinningNote, pipelineScript, type ServerProc, startServer, wrk } from "./_harness.ts";
+// `deno task bench`: Pier against Deno.serve, node:http (Deno's Node layer), Node.js and nginx on five
+// scenarios (plaintext keep-alive and pipelined x16, a routed page, a 4 KiB and a 1 MiB static file), in
+// interleaved rounds so a busy machine slows every server alike; then the memory of 10,000 held keep-alive
+// connections. Prints one table of requests/s and server CPU time per request, with ratios to Pier.
+// Needs wrk; nginx for its static rows, Node.js for its plaintext rows (skipped with a note if missing).
+// Flags: --rounds N (3), --seconds S (5), --skip-memory, --only a,b (scenario ids, or "memory"),
+// --write docs/benchmarks.md (also writes benchmarks.svg beside it).
+import {
+  hasNginx,
+  hasProgram,
+  machineInfo,
+  median,
+  pinningNote,
+  pipelineScript,
+  randomBytes,
+  type ServerProc,
+  startNginx,
+  startServer,
+  wrk,
+} from "./_harness.ts";
 import { measureConnectionMemory } from "./conn_memory.ts";
+import { ROUTED_PATH } from "./servers/routed.ts";
+import { type Report, type Row, writeReport } from "./_report.ts";
 
 const args = Deno.args;
-const flag = (name: string, def: number) => {
+const option = (name: string) => {
   const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : def;
+  return i >= 0 ? args[i + 1] : undefined;
 };
-const ROUNDS = flag("--rounds", 3);
-const SECONDS = flag("--seconds", 5);
+const ROUNDS = Number(option("--rounds") ?? 3);
+const SECONDS = Number(option("--seconds") ?? 5);
+const ONLY = option("--only")?.split(",");
+const WRITE = option("--write");
 const CONNECTIONS = 50;
-const HELLO = new URL("./servers/hello.ts", import.meta.url).pathname;
+const APP = new URL("./servers/app.ts", import.meta.url).pathname;
 const NODE_HELLO = new URL("./servers/node_hello.mjs", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
-const hasNode = await new Deno.Command("node", { args: ["--version"], stdout: "null", stderr: "null" })
-  .output()
-  .then((o) => o.success, () => false);
+type App = "hello" | "routed" | "static";
+interface Scenario {
+  id: string;
+  label: string;
+  app: App;
+  path: string;
+  pipelined?: boolean;
+}
+const SCENARIOS: Scenario[] = [
+  { id: "plaintext", label: "plaintext, keep-alive", app: "hello", path: "/" },
+  { id: "pipelined", label: "plaintext, pipelined x16", app: "hello", path: "/", pipelined: true },
+  { id: "routed", label: "routed page, 51 routes", app: "routed", path: ROUTED_PATH },
+  { id: "static-4k", label: "static file, 4 KiB", app: "static", path: "/4k.bin" },
+  { id: "static-1m", label: "static file, 1 MiB", app: "static", path: "/1m.bin" },
+];
+const known = [...SCENARIOS.map((s) => s.id), "memory"];
+for (const id of ONLY ?? []) {
+  if (!known.includes(id)) {
+    console.error(`--only ${id}: unknown; one or more of ${known.join(", ")}, comma-separated`);
+    Deno.exit(2);
+  }
+}
+const selected = SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.id));
+const runMemory = !args.includes("--skip-memory") && (!ONLY || ONLY.includes("memory"));
 
+if (!(await hasProgram("sh", ["-c", "command -v wrk"]))) {
+  console.error("wrk is not installed (Debian: apt-get install wrk)");
+  Deno.exit(1);
+}
+const HAS_NODE = await hasProgram("node", ["--version"]);
+const HAS_NGINX = await hasNginx();
+const notes: string[] = [];
+if (!HAS_NODE) notes.push("Node.js not installed: its plaintext rows are skipped.");
+if (!HAS_NGINX) notes.push("nginx not installed: its static-file rows are skipped.");
+
+/** A server that can run an app; null when it cannot (Node.js runs only the plaintext answer). */
 interface Contender {
   name: string;
-  start(): Promise<ServerProc>;
+  start(app: App, root: string): Promise<ServerProc> | null;
 }
-const deno = (kind: string, name: string): Contender => ({
+const denoServer = (kind: string, name: string): Contender => ({
   name,
-  start: () => startServer(name, Deno.execPath(), ["run", "--config", CONFIG, "--allow-net", HELLO, kind]),
+  start: (app, root) =>
+    startServer(name, Deno.execPath(), [
+      "run",
+      "--config",
+      CONFIG,
+      "--allow-net=127.0.0.1",
+      `--allow-read=${root}`,
+      APP,
+      kind,
+      app,
+      ...(app === "static" ? [root] : []),
+    ]),
 });
-const contenders: Contender[] = [
-  deno("pier", "Pier"),
-  deno("deno", "Deno.serve"),
-  deno("node", "node:http (Deno)"),
-];
-if (hasNode) {
-  contenders.push({
-    name: "node:http (Node.js)",
-    start: () => startServer("node", "node", [NODE_HELLO]),
-  });
-}
-
-const pipeline = await pipelineScript(16);
-const scenarios = [
-  { name: "plaintext, keep-alive", script: undefined },
-  { name: "plaintext, pipelined x16", script: pipeline },
+const CONTENDERS: Contender[] = [
+  denoServer("pier", "Pier"),
+  denoServer("deno", "Deno.serve"),
+  denoServer("node", "node:http (Deno)"),
+  {
+    name: "Node.js node:http",
+    start: (app) => HAS_NODE && app === "hello" ? startServer("Node.js", "node", [NODE_HELLO]) : null,
+  },
+  {
+    name: "nginx",
+    start: (app, root) => HAS_NGINX && app === "static" ? startNginx(`${root}/..`, root) : null,
+  },
 ];
 
-console.log(
+const work = await Deno.makeTempDir({ prefix: "pier_bench_" });
+const root = `${work}/static`;
+await Deno.mkdir(root);
+await Deno.writeFile(`${root}/4k.bin`, randomBytes(4096));
+await Deno.writeFile(`${root}/1m.bin`, randomBytes(1024 * 1024));
+const pipeline = await pipelineScript(work, 16);
+
+const before = await machineInfo();
+const header = [
   `Pier benchmark: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds, ${pinningNote()}`,
-);
-console.log(`Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores, ${Deno.build.target}\n`);
+  `Deno ${Deno.version.deno}, ${before.cores} x ${before.cpu}, ${before.memGiB.toFixed(1)} GiB, ` +
+  `load average ${before.load} at start`,
+];
+console.log(header.join("\n"));
+for (const n of notes) console.log(n);
+console.log();
 
-const servers: ServerProc[] = [];
+const results = new Map<string, { rps: number[]; cpu: number[]; errors: number }>();
+const serversOf = new Map<string, string[]>();
 try {
-  for (const c of contenders) servers.push(await c.start());
-  const results = new Map<string, { rps: number[]; cpu: number[]; errors: number }>();
-  for (const sc of scenarios) {
-    for (const s of servers) {
-      // Warm up (JIT, connection setup), not counted.
-      await wrk(s, "/", { connections: CONNECTIONS, seconds: 1, script: sc.script });
-    }
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const s of servers) {
-        const r = await wrk(s, "/", { connections: CONNECTIONS, seconds: SECONDS, script: sc.script });
-        const key = `${sc.name}|${s.name}`;
-        const acc = results.get(key) ?? { rps: [], cpu: [], errors: 0 };
-        acc.rps.push(r.rps);
-        acc.cpu.push(r.cpuUsPerReq);
-        acc.errors += r.errors;
-        results.set(key, acc);
+  for (const app of ["hello", "routed", "static"] as const) {
+    const scenarios = selected.filter((s) => s.app === app);
+    if (!scenarios.length) continue;
+    const servers: ServerProc[] = [];
+    try {
+      for (const c of CONTENDERS) {
+        const s = await c.start(app, root);
+        if (s) servers.push({ ...s, name: c.name });
       }
+      for (const sc of scenarios) {
+        serversOf.set(sc.id, servers.map((s) => s.name));
+        const run = (s: ServerProc, seconds: number) =>
+          wrk(s, sc.path, { connections: CONNECTIONS, seconds, script: sc.pipelined ? pipeline : undefined });
+        // Warm up (JIT, caches, connection setup), not counted.
+        for (const s of servers) await run(s, 1);
+        for (let round = 0; round < ROUNDS; round++) {
+          // Alternate the order so drift in the machine's load does not always favour the same server.
+          const order = round % 2 ? [...servers].reverse() : servers;
+          for (const s of order) {
+            const r = await run(s, SECONDS);
+            const key = `${sc.id}|${s.name}`;
+            const acc = results.get(key) ?? { rps: [], cpu: [], errors: 0 };
+            acc.rps.push(r.rps);
+            acc.cpu.push(r.cpuUsPerReq);
+            acc.errors += r.errors;
+            results.set(key, acc);
+          }
+        }
+      }
+    } finally {
+      for (const s of servers) await s.stop();
     }
   }
-
-  const pad = (s: string, n: number) => s.padEnd(n);
-  console.log(
-    `${pad("scenario", 26)}${pad("server", 22)}${pad("req/s (median)", 16)}${pad("CPU µs/req", 12)}${
-      pad("Pier is", 10)
-    }errors`,
-  );
-  for (const sc of scenarios) {
-    const pier = median(results.get(`${sc.name}|Pier`)!.rps);
-    for (const s of servers) {
-      const r = results.get(`${sc.name}|${s.name}`)!;
-      const rps = median(r.rps);
-      const ratio = s.name === "Pier" ? "" : `${(pier / rps).toFixed(2)}x`;
-      console.log(
-        `${pad(sc.name, 26)}${pad(s.name, 22)}${pad(Math.round(rps).toString(), 16)}${
-          pad(median(r.cpu).toFixed(2), 12)
-        }${pad(ratio, 10)}${r.errors}`,
-      );
-    }
-  }
-  console.log("\nrounds (req/s):");
-  for (const [k, v] of results) console.log(`  ${k}: ${v.rps.map((x) => Math.round(x)).join(", ")}`);
 } finally {
-  for (const s of servers) await s.stop();
-  await Deno.remove(pipeline).catch(() => {});
+  await Deno.remove(work, { recursive: true }).catch(() => {});
 }
 
-if (!args.includes("--skip-memory")) {
+const rows: Row[] = [];
+for (const sc of selected) {
+  const pier = results.get(`${sc.id}|Pier`)!;
+  const pierRps = median(pier.rps);
+  const pierCpu = median(pier.cpu);
+  for (const name of serversOf.get(sc.id) ?? []) {
+    const r = results.get(`${sc.id}|${name}`)!;
+    const rps = median(r.rps);
+    const cpu = median(r.cpu);
+    rows.push({
+      scenario: sc.label,
+      server: name,
+      rps,
+      cpuUs: cpu,
+      rpsVsPier: rps / pierRps,
+      cpuVsPier: cpu / pierCpu,
+      errors: r.errors,
+      rounds: r.rps,
+    });
+  }
+}
+
+const COLUMNS = [
+  ["scenario", 26],
+  ["server", 20],
+  ["req/s", 9],
+  ["vs Pier", 9],
+  ["CPU µs/req", 12],
+  ["vs Pier", 9],
+  ["errors", 0],
+] as const;
+const line = (cells: string[]) =>
+  cells.map((c, i) => i >= 2 && i <= 5 ? c.padStart(COLUMNS[i][1] - 2) + "  " : c.padEnd(COLUMNS[i][1]))
+    .join("").trimEnd();
+const table = [line(COLUMNS.map(([h]) => h))];
+for (const r of rows) {
+  table.push(line([
+    r.scenario,
+    r.server,
+    Math.round(r.rps).toString(),
+    `${r.rpsVsPier.toFixed(2)}x`,
+    r.cpuUs.toFixed(1),
+    `${r.cpuVsPier.toFixed(2)}x`,
+    String(r.errors),
+  ]));
+}
+const rounds = rows.map((r) =>
+  `  ${r.scenario} | ${r.server}: ${r.rounds.map((x) => Math.round(x)).join(", ")}`
+);
+console.log(table.join("\n"));
+console.log(
+  "\nreq/s and CPU: medians over the rounds; vs Pier: that server's figure over Pier's (req/s above 1: faster" +
+    " than Pier; CPU above 1: more CPU per request than Pier).",
+);
+console.log("\nrounds (req/s):\n" + rounds.join("\n"));
+
+let memory: Report["memory"] = null;
+if (runMemory) {
   console.log("\n10,000 keep-alive connections, each answered once and held open:");
   const mem = [];
-  for (const c of contenders.slice(0, 2)) {
-    mem.push({ name: c.name, ...(await measureConnectionMemory(c.start)) });
+  for (const c of CONTENDERS.slice(0, 2)) {
+    mem.push({ name: c.name, ...(await measureConnectionMemory(() => c.start("hello", "/nonexistent")!)) });
   }
-  for (const m of mem) {
-    console.log(
-      `  ${m.name.padEnd(12)} baseline ${(m.baselineKiB / 1024).toFixed(1)} MiB, held ${
-        (m.heldKiB / 1024).toFixed(1)
-      } MiB: ${m.perConnKiB.toFixed(2)} KiB per connection`,
-    );
-  }
-  console.log(`  Pier / Deno.serve per connection: ${(mem[0].perConnKiB / mem[1].perConnKiB).toFixed(2)}x`);
+  const memLines = mem.map((m) =>
+    `  ${m.name.padEnd(12)} baseline ${(m.baselineKiB / 1024).toFixed(1)} MiB, held ${
+      (m.heldKiB / 1024).toFixed(1)
+    } MiB: ${m.perConnKiB.toFixed(2)} KiB per connection`
+  );
+  memLines.push(`  Pier / Deno.serve per connection: ${(mem[0].perConnKiB / mem[1].perConnKiB).toFixed(2)}x`);
+  console.log(memLines.join("\n"));
+  memory = { lines: memLines, perConnKiB: mem.map((m) => ({ name: m.name, kib: m.perConnKiB })) };
+}
+
+const after = await machineInfo();
+console.log(`\nload average ${after.load} at the end`);
+
+if (WRITE) {
+  const nginxVersion = HAS_NGINX
+    ? new TextDecoder().decode(
+      (await new Deno.Command("nginx", { args: ["-v"], stderr: "piped" }).output()).stderr,
+    )
+      .trim()
+    : "not installed";
+  const nodeVersion = HAS_NODE
+    ? new TextDecoder().decode(
+      (await new Deno.Command("node", { args: ["--version"], stdout: "piped" }).output())
+        .stdout,
+    ).trim()
+    : "not installed";
+  const svg = await writeReport(WRITE, {
+    command: `deno task bench ${args.join(" ")}`.trim(),
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    header,
+    machine: before,
+    loadAfter: after.load,
+    versions: { deno: Deno.version.deno, v8: Deno.version.v8, node: nodeVersion, nginx: nginxVersion },
+    pinning: pinningNote(),
+    notes,
+    table,
+    rounds,
+    rows,
+    memory,
+  });
+  console.log(`wrote ${WRITE} and ${svg}`);
 }

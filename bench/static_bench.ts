@@ -5,6 +5,8 @@
 //   deno run --allow-net=127.0.0.1 --allow-run --allow-read --allow-write --allow-env --allow-sys \
 //     bench/static_bench.ts [--rounds 3] [--seconds 5] [--connections 50] [--skip-big]
 
+import { startNginx } from "./_harness.ts";
+
 const MAIN = new URL("../app/main.ts", import.meta.url).pathname;
 
 function arg(name: string, fallback: number): number {
@@ -76,7 +78,6 @@ function median(xs: number[]): number {
 }
 
 const work = await Deno.makeTempDir({ prefix: "pier-static-bench-" });
-await Deno.chmod(work, 0o755); // nginx workers run as nobody
 await Deno.mkdir(`${work}/static`);
 const rand = (n: number) => {
   const b = new Uint8Array(n);
@@ -86,38 +87,10 @@ const rand = (n: number) => {
 await Deno.writeFile(`${work}/static/4k.bin`, rand(4096));
 await Deno.writeFile(`${work}/static/1m.bin`, rand(1024 * 1024));
 
-// nginx: one worker, sendfile on, access_log off, its own prefix dir.
-const nginxPort = freePort();
-await Deno.mkdir(`${work}/nginx/logs`, { recursive: true });
-await Deno.writeTextFile(
-  `${work}/nginx/nginx.conf`,
-  `worker_processes 1;
-daemon off;
-pid ${work}/nginx/nginx.pid;
-error_log ${work}/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  client_body_temp_path ${work}/nginx/tmp;
-  proxy_temp_path ${work}/nginx/tmp;
-  fastcgi_temp_path ${work}/nginx/tmp;
-  uwsgi_temp_path ${work}/nginx/tmp;
-  scgi_temp_path ${work}/nginx/tmp;
-  server {
-    listen 127.0.0.1:${nginxPort};
-    root ${work}/static;
-  }
-}
-`,
-);
-const nginx = new Deno.Command("nginx", {
-  args: ["-p", `${work}/nginx/`, "-c", `${work}/nginx/nginx.conf`],
-  stdout: "null",
-  stderr: "inherit",
-}).spawn();
+// nginx: one worker, sendfile on, access_log off, its own prefix dir (shared with `deno task bench`);
+// not pinned, as nothing else in this bench is.
+const nginx = await startNginx(work, `${work}/static`, false);
+const nginxPort = nginx.port;
 
 const pierPort = freePort();
 const pier = new Deno.Command(Deno.execPath(), {
@@ -261,8 +234,7 @@ try {
   }
 } finally {
   pier.kill("SIGTERM");
-  nginx.kill("SIGQUIT");
   mem.kill("SIGTERM");
-  await Promise.all([pier.status, nginx.status, mem.status]);
+  await Promise.all([pier.status, nginx.stop(), mem.status]);
   await Deno.remove(work, { recursive: true });
 }

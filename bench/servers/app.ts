@@ -1,0 +1,44 @@
+// The servers of `deno task bench`, one app per process: `hello` (a fixed plaintext answer), `routed` (the
+// Router page of routed.ts) or `static <root>` (serveStatic on a folder), on `pier`, `deno` (Deno.serve)
+// or `node` (node:http, Deno's Node compatibility layer). The app code is the same on every server.
+// Prints "ready <port>" once listening on 127.0.0.1.
+import { createServer } from "node:http";
+import { type Handler, serve, serveStatic } from "../../mod.ts";
+import { nodeListener } from "./node_adapter.ts";
+import { routedApp } from "./routed.ts";
+
+const [kind, app, root] = Deno.args;
+const BODY = "Hello, World!";
+const ready = (p: number) => console.log(`ready ${p}`);
+// Connections are held open as long as clients want: the memory benchmark holds 10,000 of them.
+const IDLE_MS = 10 * 60 * 1000;
+
+let handler: Handler;
+if (app === "hello") handler = () => new Response(BODY);
+else if (app === "routed") handler = routedApp().fetch;
+else if (app === "static" && root) handler = serveStatic(root);
+else {
+  console.error("usage: app.ts pier|deno|node hello|routed|static <root>");
+  Deno.exit(2);
+}
+
+if (kind === "pier") {
+  serve({ hostname: "127.0.0.1", port: 0, idleTimeoutMs: IDLE_MS, onListen: (a) => ready(a.port) }, handler);
+} else if (kind === "deno") {
+  Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: (a) => ready(a.port) }, handler);
+} else if (kind === "node") {
+  // hello answers natively, as node:http code would; the others need the Request/Response adapter.
+  const server = createServer(
+    app === "hello"
+      ? (_req, res) => {
+        res.writeHead(200, { "content-type": "text/plain;charset=UTF-8" });
+        res.end(BODY);
+      }
+      : nodeListener(handler),
+  );
+  server.keepAliveTimeout = IDLE_MS;
+  server.listen(0, "127.0.0.1", () => ready((server.address() as { port: number }).port));
+} else {
+  console.error("usage: app.ts pier|deno|node hello|routed|static <root>");
+  Deno.exit(2);
+}
