@@ -32,6 +32,7 @@ export interface Report {
 
 const COLORS: Record<string, string> = {
   "Pier": "#1f6feb",
+  "Pier, public API": "#80b3ff",
   "Deno.serve": "#2da44e",
   "node:http (Deno)": "#bf8700",
   "Node.js node:http": "#8250df",
@@ -160,6 +161,9 @@ ${[...report.header, "", ...report.table].join("\n")}
   Deno.serve and node:http (through the adapter), against nginx 1 worker with \`sendfile on\`,
   \`access_log off\`. The 4 KiB file is answered from \`serveStatic\`'s memory cache after a \`stat\`; the
   1 MiB file is over the cache's 256 KiB limit and is streamed from disk in 256 KiB reads.
+- **Pier, public API**: Pier with its Deno fast paths (\`server/_fast.ts\`) switched off, building every
+  Request and reading every Response through the public API only; the gap to Pier is what the fast paths are
+  worth.
 - Node.js runs only the plaintext answer (\`bench/servers/node_hello.mjs\`): the router and \`serveStatic\`
   are TypeScript for Deno.
 

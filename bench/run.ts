@@ -91,8 +91,11 @@ const denoServer = (kind: string, name: string): Contender => ({
       ...(app === "static" ? [root] : []),
     ]),
 });
+const pierPublic = denoServer("pier-public", "Pier, public API");
 const CONTENDERS: Contender[] = [
   denoServer("pier", "Pier"),
+  // The engine with server/_fast.ts off: what the Deno fast paths are worth.
+  pierPublic,
   denoServer("deno", "Deno.serve"),
   denoServer("node", "node:http (Deno)"),
   {
@@ -222,7 +225,7 @@ let memory: Report["memory"] = null;
 if (runMemory) {
   console.log("\n10,000 keep-alive connections, each answered once and held open:");
   const mem = [];
-  for (const c of CONTENDERS.slice(0, 2)) {
+  for (const c of [CONTENDERS[0], CONTENDERS[2]]) {
     mem.push({ name: c.name, ...(await measureConnectionMemory(() => c.start("hello", "/nonexistent")!)) });
   }
   const memLines = mem.map((m) =>

@@ -1,9 +1,10 @@
 // The servers of `deno task bench`, one app per process: `hello` (a fixed plaintext answer), `routed` (the
 // Router page of routed.ts) or `static <root>` (serveStatic on a folder), on `pier`, `deno` (Deno.serve)
-// or `node` (node:http, Deno's Node compatibility layer). The app code is the same on every server.
+// or `node` (node:http, Deno's Node compatibility layer), or `pier-public` (Pier without its fast paths). The app code is the same on every server.
 // Prints "ready <port>" once listening on 127.0.0.1.
 import { createServer } from "node:http";
 import { type Handler, serve, serveStatic } from "../../mod.ts";
+import { setFastPaths } from "../../server/_fast.ts";
 import { nodeListener } from "./node_adapter.ts";
 import { routedApp } from "./routed.ts";
 
@@ -18,11 +19,13 @@ if (app === "hello") handler = () => new Response(BODY);
 else if (app === "routed") handler = routedApp().fetch;
 else if (app === "static" && root) handler = serveStatic(root);
 else {
-  console.error("usage: app.ts pier|deno|node hello|routed|static <root>");
+  console.error("usage: app.ts pier|pier-public|deno|node hello|routed|static <root>");
   Deno.exit(2);
 }
 
-if (kind === "pier") {
+if (kind === "pier" || kind === "pier-public") {
+  // pier-public: the engine with its Deno fast paths (server/_fast.ts) off, public Request/Response only.
+  if (kind === "pier-public") setFastPaths(false);
   serve({ hostname: "127.0.0.1", port: 0, idleTimeoutMs: IDLE_MS, onListen: (a) => ready(a.port) }, handler);
 } else if (kind === "deno") {
   Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: (a) => ready(a.port) }, handler);
@@ -39,6 +42,6 @@ if (kind === "pier") {
   server.keepAliveTimeout = IDLE_MS;
   server.listen(0, "127.0.0.1", () => ready((server.address() as { port: number }).port));
 } else {
-  console.error("usage: app.ts pier|deno|node hello|routed|static <root>");
+  console.error("usage: app.ts pier|pier-public|deno|node hello|routed|static <root>");
   Deno.exit(2);
 }
