@@ -255,7 +255,7 @@ if (WRITE) {
     ).trim()
     : "not installed";
   const svg = await writeReport(WRITE, {
-    command: `deno task bench ${args.join(" ")}`.trim(),
+    command: `bench/run.ts ${args.join(" ")}`.trim(),
     date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
     header,
     machine: before,
