@@ -102,7 +102,7 @@ export function chartSvg(report: Report): string {
 <rect width="100%" height="100%" fill="#ffffff"/>
 <text x="8" y="20" class="head">Requests per second relative to Pier (Pier = 1.0x, longer is faster)</text>
 <text x="8" y="38" class="sub">${
-    xml(`${report.date}, ${report.machine.cores} x ${report.machine.cpu}, ${report.pinning}`)
+    xml(`${report.date}, ${report.machine.cores} cores (${report.machine.cpu}), ${report.pinning}`)
   }</text>
 ${grid.join("\n")}
 ${parts.join("\n")}
@@ -122,7 +122,7 @@ test.
 
 ## The machine
 
-- CPU: ${m.cores} x ${m.cpu}; memory ${m.memGiB.toFixed(1)} GiB
+- CPU: ${m.cpu}, ${m.cores} cores; memory ${m.memGiB.toFixed(1)} GiB
 - Deno ${report.versions.deno} (V8 ${report.versions.v8}); Node.js ${report.versions.node}; ${report.versions.nginx}
 - ${report.pinning}
 - Load average (1, 5, 15 min) ${m.load} at the start and ${report.loadAfter} at the end. The machine is shared

@@ -118,7 +118,7 @@ const pipeline = await pipelineScript(work, 16);
 const before = await machineInfo();
 const header = [
   `Pier benchmark: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds, ${pinningNote()}`,
-  `Deno ${Deno.version.deno}, ${before.cores} x ${before.cpu}, ${before.memGiB.toFixed(1)} GiB, ` +
+  `Deno ${Deno.version.deno}, ${before.cores} cores (${before.cpu}), ${before.memGiB.toFixed(1)} GiB, ` +
   `load average ${before.load} at start`,
 ];
 console.log(header.join("\n"));
