@@ -356,6 +356,9 @@ function splitUrl(url: string): { pathname: string; search: string } {
 }
 
 const ALLOW = "GET, HEAD";
+/** Longest target or reason written to a log line: an attacker's 8 KB path must not flood the log. */
+const MAX_LOGGED = 200;
+const clip = (s: string) => s.length <= MAX_LOGGED ? s : `${s.slice(0, MAX_LOGGED)}… (${s.length} chars)`;
 
 /**
  * Create a static-file responder that returns `null` when no file matches, so a router can fall through
@@ -392,7 +395,9 @@ export function staticFiles(
   const chunkBytes = options.chunkBytes ?? 256 * 1024;
   const onSecurityEvent = options.onSecurityEvent ?? ((e: SecurityEvent) => {
     console.warn(
-      `[security] static: ${e.status} ${e.reason} client=${e.client} target=${JSON.stringify(e.target)}`,
+      `[security] static: ${e.status} ${clip(e.reason)} client=${e.client} target=${
+        JSON.stringify(clip(e.target))
+      }`,
     );
   });
 
@@ -517,7 +522,8 @@ export function staticFiles(
       if (isNotFound(err)) return { kind: "missing" };
       if (isDenied(err)) return { kind: "refused", status: 404, reason: `read not permitted: ${err}` };
       // ENAMETOOLONG, ELOOP and the like: the target is odd, not the server broken.
-      return { kind: "refused", status: 404, reason: `lookup failed: ${err}` };
+      // The error's text repeats the path: name the error only.
+      return { kind: "refused", status: 404, reason: `lookup failed: ${(err as Error)?.name ?? "error"}` };
     }
     const mtimeMs = st.mtime?.getTime() ?? 0;
     let body: Bytes | null = null;
