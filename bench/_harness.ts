@@ -183,6 +183,8 @@ export interface WrkResult {
   requests: number;
   cpuUsPerReq: number;
   errors: number;
+  /** wrk's own words for the errors ("Non-2xx or 3xx responses: 3; Socket errors: ..."), or "". */
+  errorText: string;
 }
 
 /**
@@ -211,7 +213,14 @@ export async function wrk(
   const errs = /Non-2xx or 3xx responses: (\d+)/.exec(text);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   const errors = (errs ? Number(errs[1]) : 0) + (sock ? sock.slice(1).reduce((s, n) => s + Number(n), 0) : 0);
-  return { rps, requests, cpuUsPerReq: requests > 0 ? (after - before) * 1000 / requests : NaN, errors };
+  const errorText = [errs?.[0], sock?.[0]].filter(Boolean).join("; ");
+  return {
+    rps,
+    requests,
+    cpuUsPerReq: requests > 0 ? (after - before) * 1000 / requests : NaN,
+    errors,
+    errorText,
+  };
 }
 
 /** A Lua script for wrk that sends `depth` requests per write (HTTP pipelining), written into `dir`. */

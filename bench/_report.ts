@@ -26,6 +26,7 @@ export interface Report {
   notes: string[];
   table: string[];
   rounds: string[];
+  errorNotes: string[];
   rows: Row[];
   memory: { lines: string[]; perConnKiB: { name: string; kib: number }[] } | null;
 }
@@ -170,8 +171,8 @@ ${[...report.header, "", ...report.table].join("\n")}
 ## Method
 
 - wrk 1 thread, 50 connections, pinned to one core; each server pinned to the other (\`taskset\`), so
-  the load generator does not steal the server's core. Each server runs as its own process with
-  \`--allow-net=127.0.0.1\` and read access to the static folder only.
+  the load generator does not steal the server's core. Each server runs as its own process; the Deno ones
+  with \`--allow-net=127.0.0.1\` and read access to the static folder only.
 - For each scenario every server gets a 1 s warm-up (JIT, caches, connections), then the rounds run
   interleaved (Pier, Deno.serve, ..., then the reverse order), so drift in the machine's load falls on all
   of them. Ratios are of medians.
@@ -184,6 +185,16 @@ ${[...report.header, "", ...report.table].join("\n")}
 ${report.rounds.join("\n")}
 \`\`\`
 ${
+    report.errorNotes.length
+      ? `
+Rounds with errors, as wrk reported them (a socket timeout is a request unanswered within wrk's 2 s):
+
+\`\`\`text
+${report.errorNotes.join("\n")}
+\`\`\`
+`
+      : ""
+  }${
     report.memory
       ? `
 ## Memory per held connection

@@ -126,6 +126,8 @@ for (const n of notes) console.log(n);
 console.log();
 
 const results = new Map<string, { rps: number[]; cpu: number[]; errors: number }>();
+/** wrk's description of every round that had errors, for the report. */
+const errorNotes: string[] = [];
 const serversOf = new Map<string, string[]>();
 try {
   for (const app of ["hello", "routed", "static"] as const) {
@@ -153,6 +155,9 @@ try {
             acc.rps.push(r.rps);
             acc.cpu.push(r.cpuUsPerReq);
             acc.errors += r.errors;
+            if (r.errors > 0) {
+              errorNotes.push(`  ${sc.label} | ${s.name}, round ${round + 1}: ${r.errorText}`);
+            }
             results.set(key, acc);
           }
         }
@@ -220,6 +225,7 @@ console.log(
     " than Pier; CPU above 1: more CPU per request than Pier).",
 );
 console.log("\nrounds (req/s):\n" + rounds.join("\n"));
+if (errorNotes.length) console.log("\nerrors, as wrk reported them:\n" + errorNotes.join("\n"));
 
 let memory: Report["memory"] = null;
 if (runMemory) {
@@ -265,6 +271,7 @@ if (WRITE) {
     notes,
     table,
     rounds,
+    errorNotes,
     rows,
     memory,
   });
