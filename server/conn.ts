@@ -3,6 +3,7 @@
 // and the 100-continue decision; it must never let handler errors or client input crash the server.
 import { NEED_DATA, PAUSED, ProtocolError, type RequestHead, RequestParser } from "./http1.ts";
 import { headerList, makeRequest, markBodyUsed, staticBody } from "./_fast.ts";
+import { STATUS_TEXT } from "./status.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
 
 /** What a connection needs from its server: settings, the clock, the log and the shutdown flag. */
@@ -36,55 +37,11 @@ export type Deadline = typeof Deadline[keyof typeof Deadline];
 
 const encoder = new TextEncoder();
 
-/** Reason phrases for the statuses we send (RFC 9110 §15); others get an empty phrase, which is valid. */
-const REASONS: Record<number, string> = {
-  100: "Continue",
-  101: "Switching Protocols",
-  200: "OK",
-  201: "Created",
-  202: "Accepted",
-  203: "Non-Authoritative Information",
-  204: "No Content",
-  205: "Reset Content",
-  206: "Partial Content",
-  301: "Moved Permanently",
-  302: "Found",
-  303: "See Other",
-  304: "Not Modified",
-  307: "Temporary Redirect",
-  308: "Permanent Redirect",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  406: "Not Acceptable",
-  408: "Request Timeout",
-  409: "Conflict",
-  410: "Gone",
-  411: "Length Required",
-  412: "Precondition Failed",
-  413: "Content Too Large",
-  414: "URI Too Long",
-  415: "Unsupported Media Type",
-  416: "Range Not Satisfiable",
-  417: "Expectation Failed",
-  421: "Misdirected Request",
-  422: "Unprocessable Content",
-  425: "Too Early",
-  426: "Upgrade Required",
-  428: "Precondition Required",
-  429: "Too Many Requests",
-  431: "Request Header Fields Too Large",
-  500: "Internal Server Error",
-  501: "Not Implemented",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-  505: "HTTP Version Not Supported",
-};
 const STATUS_LINES: string[] = [];
-for (const [code, reason] of Object.entries(REASONS)) STATUS_LINES[+code] = `HTTP/1.1 ${code} ${reason}\r\n`;
+// Status lines for the known codes, made once; others get an empty reason phrase, which is valid.
+for (const [code, reason] of Object.entries(STATUS_TEXT)) {
+  STATUS_LINES[+code] = `HTTP/1.1 ${code} ${reason}\r\n`;
+}
 function statusLine(status: number): string {
   return STATUS_LINES[status] ?? `HTTP/1.1 ${status} \r\n`;
 }
@@ -312,10 +269,13 @@ export class Connection {
     return this.#pendingRead;
   }
 
-  /** Read more bytes into the parser. False on EOF or when closed. */
-  async #fill(): Promise<boolean> {
+  /** Read more body bytes into the parser, under the body timeout. False on EOF or when closed. */
+  async #fillBody(): Promise<boolean> {
     if (this.#closed) return false;
-    return (await this.#read()) !== null;
+    this.#setDeadline(Deadline.Body, this.#host.bodyTimeoutMs);
+    const n = await this.#read();
+    this.#setDeadline(Deadline.None, 0);
+    return n !== null;
   }
 
   /**
@@ -436,7 +396,7 @@ export class Connection {
     if (status >= 500 && status !== 501 && status !== 505) {
       this.#host.log(`protocol error ${status}: ${reason}`);
     }
-    const body = `${REASONS[status] ?? "Error"}\n`;
+    const body = `${STATUS_TEXT[status] ?? "Error"}\n`;
     this.#appendHead(
       `${statusLine(status)}content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n` +
         `connection: close\r\n${this.#host.dateLine}\r\n${body}`,
@@ -586,10 +546,7 @@ export class Connection {
         for (;;) {
           const ev = this.#parser.next();
           if (ev === NEED_DATA) {
-            this.#setDeadline(Deadline.Body, this.#host.bodyTimeoutMs);
-            const more = await this.#fill();
-            this.#setDeadline(Deadline.None, 0);
-            if (!more) {
+            if (!(await this.#fillBody())) {
               this.#clientGone = true;
               this.#runCancelCallbacks(); // request.signal aborts: the client left mid-body
               controller.error(new ClientGone());
@@ -626,10 +583,7 @@ export class Connection {
     for (;;) {
       const ev = this.#parser.next();
       if (ev === NEED_DATA) {
-        this.#setDeadline(Deadline.Body, this.#host.bodyTimeoutMs);
-        const more = await this.#fill();
-        this.#setDeadline(Deadline.None, 0);
-        if (!more) return false;
+        if (!(await this.#fillBody())) return false;
         continue;
       }
       if (ev === PAUSED) return true;
