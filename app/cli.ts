@@ -19,6 +19,49 @@ export interface SiteConfig {
   quiet: boolean;
   /** Development mode: templates reload when edited, a missing template value throws. */
   dev: boolean;
+  /**
+   * Idle keep-alive time, in ms. Default {@link DEFAULT_IDLE_TIMEOUT}: above nginx's upstream
+   * `keepalive_timeout 60s` in nginx.conf, so nginx, not the app, closes an idle upstream connection.
+   */
+  idleTimeoutMs: number;
+  /** A plain-HTTP port answering every request with a 308 to HTTPS (with `--cert`). Default: none. */
+  httpRedirectPort: number | null;
+  /** Peers whose `X-Forwarded-For`/`-Proto` are believed (`--trusted-proxy`, repeatable). Default: loopback. */
+  trustedProxies: string[] | null;
+}
+
+/** 75 s: nginx's upstream keepalive_timeout (60 s) plus a margin, see nginx.conf. */
+export const DEFAULT_IDLE_TIMEOUT = "75s";
+
+/** The longest `--idle-timeout`: an hour. Longer holds sockets for nothing. */
+const MAX_IDLE_TIMEOUT_MS = 3_600_000;
+
+/**
+ * Parse a duration such as `75s`, `500ms`, `2m` or `75` (seconds) into milliseconds.
+ *
+ * @param text The duration.
+ * @returns Milliseconds, a positive integer.
+ * @throws {TypeError} When the text is not a duration.
+ *
+ * @example
+ * ```ts
+ * import { parseDuration } from "./cli.ts";
+ * console.log(parseDuration("75s")); // 75000
+ * ```
+ */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/i.exec(text.trim());
+  if (!m) throw new TypeError(`Not a duration: ${JSON.stringify(text)} (expected a number and ms, s or m)`);
+  const unit = { ms: 1, s: 1000, m: 60_000 }[(m[2] ?? "s").toLowerCase() as "ms" | "s" | "m"];
+  const ms = Math.floor(Number(m[1]) * unit);
+  if (!(ms > 0)) throw new TypeError(`A duration must be above zero: ${JSON.stringify(text)}`);
+  return ms;
+}
+
+function parsePort(flag: string, value: string): number {
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(port >= 0 && port <= 65535)) throw new TypeError(`Bad ${flag}: ${JSON.stringify(value)}`);
+  return port;
 }
 
 /** 25 MB, the issue's default: photos and documents, not video. */
@@ -75,7 +118,17 @@ export function parseSize(text: string): number {
 }
 
 /** Flags that take a value, and flags that do not. */
-const VALUE_FLAGS = new Set(["--host", "--port", "--cert", "--key", "--max-upload", "--data"]);
+const VALUE_FLAGS = new Set([
+  "--host",
+  "--port",
+  "--cert",
+  "--key",
+  "--max-upload",
+  "--data",
+  "--idle-timeout",
+  "--http-redirect-port",
+  "--trusted-proxy",
+]);
 const BOOLEAN_FLAGS = new Set(["--quiet", "-q", "--dev"]);
 
 /**
@@ -107,7 +160,7 @@ function pairs(
 
 /**
  * Parse the site's flags: `--host`, `--port`, `--cert FILE --key FILE`, `--max-upload SIZE`, `--data DIR`,
- * `--quiet`, `--dev`.
+ * `--quiet`, `--dev`, `--idle-timeout 75s`, `--http-redirect-port N`, `--trusted-proxy ADDR[,ADDR]`.
  *
  * @param args The arguments (`Deno.args`).
  * @returns The configuration, defaults filled in.
@@ -130,18 +183,31 @@ export function parseSiteArgs(args: readonly string[]): SiteConfig {
     dataDir: "data",
     quiet: false,
     dev: false,
+    idleTimeoutMs: parseDuration(DEFAULT_IDLE_TIMEOUT),
+    httpRedirectPort: null,
+    trustedProxies: null,
   };
   for (const [flag, value] of pairs(args, VALUE_FLAGS, BOOLEAN_FLAGS)) {
     switch (flag) {
       case "--host":
         config.host = value;
         break;
-      case "--port": {
-        const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
-        if (!(port >= 0 && port <= 65535)) throw new TypeError(`Bad --port: ${JSON.stringify(value)}`);
-        config.port = port;
+      case "--port":
+        config.port = parsePort(flag, value);
+        break;
+      case "--http-redirect-port":
+        config.httpRedirectPort = parsePort(flag, value);
+        break;
+      case "--idle-timeout": {
+        const ms = parseDuration(value);
+        if (ms > MAX_IDLE_TIMEOUT_MS) throw new TypeError(`--idle-timeout ${value} is over an hour`);
+        config.idleTimeoutMs = ms;
         break;
       }
+      case "--trusted-proxy":
+        // Repeatable; the first one replaces the loopback default rather than adding to it.
+        (config.trustedProxies ??= []).push(...value.split(",").map((a) => a.trim()).filter(Boolean));
+        break;
       case "--cert":
         config.cert = value;
         break;
@@ -170,6 +236,9 @@ export function parseSiteArgs(args: readonly string[]): SiteConfig {
   }
   if ((config.cert === null) !== (config.key === null)) {
     throw new TypeError("--cert and --key go together: give both for HTTPS, or neither");
+  }
+  if (config.httpRedirectPort !== null && config.cert === null) {
+    throw new TypeError("--http-redirect-port redirects to HTTPS: it needs --cert and --key");
   }
   return config;
 }

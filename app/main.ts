@@ -13,7 +13,7 @@ try {
   console.error(`pier site: ${(err as Error).message}`);
   console.error(
     "usage: deno task start [--host H] [--port P] [--cert FILE --key FILE] [--max-upload 25MB] " +
-      "[--data DIR] [--quiet] [--dev]",
+      "[--data DIR] [--quiet] [--dev] [--idle-timeout 75s] [--http-redirect-port N] [--trusted-proxy ADDR]",
   );
   Deno.exit(2);
 }
@@ -50,6 +50,7 @@ const site = createSite({
   maxUploadBytes: config.maxUploadBytes,
   accessLog: config.quiet ? null : console.log,
   dev: config.dev,
+  trustedProxies: config.trustedProxies ?? undefined,
 });
 
 const server = serve({
@@ -58,22 +59,44 @@ const server = serve({
   ...tls,
   // The engine's body cap must let the largest upload through; the site's own limits stop the rest.
   maxBodyBytes: config.maxUploadBytes + UPLOAD_SLACK_BYTES,
+  // Above nginx's upstream keepalive_timeout (nginx.conf), so nginx closes idle upstream connections first.
+  idleTimeoutMs: config.idleTimeoutMs,
   onListen(addr) {
     const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
     console.log(`Listening on ${config.cert ? "https" : "http"}://${host}:${addr.port}/`);
   },
 }, site.fetch);
 
+// The optional plain-HTTP port: every request gets a 308 to the same path on the HTTPS port (308 keeps the
+// method and body, RFC 9110 §15.4.9). It reads no files and touches no session.
+const redirect = config.httpRedirectPort === null ? null : serve({
+  hostname: config.host,
+  port: config.httpRedirectPort,
+  onListen(addr) {
+    console.log(`Redirecting http://${addr.hostname}:${addr.port}/ to HTTPS`);
+  },
+}, (request) => {
+  const url = new URL(request.url);
+  url.protocol = "https:";
+  url.port = server.addr.port === 443 ? "" : String(server.addr.port);
+  return new Response(null, { status: 308, headers: { location: url.href, "content-length": "0" } });
+});
+
 let stopping = false;
 const stop = () => {
-  if (stopping) return;
+  if (stopping) {
+    // A second signal: the operator does not want to wait for slow downloads.
+    console.log("Second signal: exiting now");
+    Deno.exit(1);
+  }
   stopping = true;
   console.log("Shutting down");
+  redirect?.shutdown();
   server.shutdown();
 };
 Deno.addSignalListener("SIGINT", stop);
 Deno.addSignalListener("SIGTERM", stop);
-await server.finished;
+await Promise.all([server.finished, redirect?.finished]);
 Deno.removeSignalListener("SIGINT", stop);
 Deno.removeSignalListener("SIGTERM", stop);
 // Every request has been answered, so no write is in flight: close the database (checkpointing the WAL).

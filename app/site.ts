@@ -54,6 +54,9 @@ const UPLOAD_MAX_FIELDS = 8;
 /** A description at its limit is at most 2 KB of UTF-8; 8 KiB leaves room and still bounds memory. */
 const UPLOAD_MAX_FIELD_BYTES = 8 * 1024;
 
+/** `/healthz` waits this long for the database Worker: under a proxy's usual check timeout. */
+export const HEALTH_TIMEOUT_MS = 2_000;
+
 /** A visitor who got a 503 may retry after this many seconds (RFC 9110 §10.2.3 Retry-After). */
 const RETRY_AFTER_SECONDS = 30;
 
@@ -383,6 +386,27 @@ export function createSite(options: SiteOptions): Router {
   };
   router.get("/", home);
   router.get("/index.html", home);
+
+  // For nginx and process managers: no session (not in SESSION_PATHS), no database write. It asks the
+  // database Worker one read (the schema version), so a dead or stuck Worker shows as 503, not as healthy.
+  router.get("/healthz", async () => {
+    const headers = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        store.schemaVersion(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new StoreError("No answer in time", "TIMEOUT")), HEALTH_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (err) {
+      console.warn(`[healthz] database not answering: ${(err as Error).message}`);
+      return new Response("database unavailable\n", { status: 503, headers: { ...headers, ...retryAfter } });
+    } finally {
+      clearTimeout(timer);
+    }
+    return new Response("ok\n", { headers });
+  });
 
   router.get(
     "/profile/:name",

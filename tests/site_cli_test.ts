@@ -38,7 +38,26 @@ Deno.test("parseSiteArgs() fills the defaults: 127.0.0.1:8000, 25 MB uploads, da
     dataDir: "data",
     quiet: false,
     dev: false,
+    idleTimeoutMs: 75_000,
+    httpRedirectPort: null,
+    trustedProxies: null,
   });
+});
+
+Deno.test("parseSiteArgs() reads the production flags: --idle-timeout, --http-redirect-port, --trusted-proxy", () => {
+  const tls = ["--cert", "c", "--key", "k"];
+  assert.equal(parseSiteArgs(["--idle-timeout", "90s"]).idleTimeoutMs, 90_000);
+  assert.equal(parseSiteArgs(["--idle-timeout=500ms"]).idleTimeoutMs, 500);
+  assert.equal(parseSiteArgs(["--idle-timeout=2m"]).idleTimeoutMs, 120_000);
+  assert.equal(parseSiteArgs([...tls, "--http-redirect-port", "8080"]).httpRedirectPort, 8080);
+  assert.deepEqual(
+    parseSiteArgs(["--trusted-proxy", "10.0.0.5,10.0.0.6", "--trusted-proxy=::1"]).trustedProxies,
+    ["10.0.0.5", "10.0.0.6", "::1"],
+  );
+  assert.throws(() => parseSiteArgs(["--http-redirect-port", "8080"]), TypeError, "--cert");
+  assert.throws(() => parseSiteArgs(["--idle-timeout", "0s"]), TypeError);
+  assert.throws(() => parseSiteArgs(["--idle-timeout", "2h"]), TypeError);
+  assert.throws(() => parseSiteArgs(["--idle-timeout", "2000m"]), TypeError, "hour");
 });
 
 Deno.test("parseSiteArgs() reads every flag, in both --flag value and --flag=value forms", () => {
