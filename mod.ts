@@ -18,6 +18,7 @@ export type { Handler, ServeHandlerInfo } from "./server/types.ts";
 
 // The HTTP/1.1 engine
 export { type PierServer, serve, SERVE_DEFAULTS, type ServeOptions } from "./server/serve.ts";
+export type { Refusal } from "./server/conn.ts";
 export {
   type BodyFraming,
   DEFAULT_PARSER_LIMITS,

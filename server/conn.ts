@@ -26,8 +26,32 @@ export interface ConnectionHost {
   /** True once shutdown began: every response then closes its connection. */
   closing: boolean;
   onHandlerError(error: unknown, request: Request): Response | Promise<Response>;
+  /** Told of every answer the server gives without a handler (protocol errors, 501s, 408s). */
+  onRefused(refusal: Refusal): void;
   log(message: string, error?: unknown): void;
   release(conn: Connection): void;
+}
+
+/**
+ * An answer the server gave on its own, without calling the handler: for access logs and monitoring.
+ *
+ * @example
+ * ```ts
+ * import type { Refusal } from "./conn.ts";
+ * const log = (r: Refusal) => console.log(`${r.remoteAddr.hostname} ${r.status} ${r.reason}`);
+ * ```
+ */
+export interface Refusal {
+  /** The status sent (400, 408, 413, 414, 417, 431, 501, 505, ...). */
+  status: number;
+  /** Why, in words meant for a log (never sent to the client). */
+  reason: string;
+  /** The peer. */
+  remoteAddr: Deno.NetAddr;
+  /** The method when the request line was read, else null. */
+  method: string | null;
+  /** The request-target when the request line was read, else null. */
+  target: string | null;
 }
 
 /** Timer kinds; the server's sweeper compares `deadline` with its clock and calls `timeout()`. */
@@ -232,11 +256,26 @@ export class Connection {
     this.#host.release(this);
   }
 
+  #refused(status: number, reason: string, head: RequestHead | null): void {
+    try {
+      this.#host.onRefused({
+        status,
+        reason,
+        remoteAddr: this.#remoteAddr,
+        method: head?.method ?? null,
+        target: head?.target ?? null,
+      });
+    } catch (e) {
+      this.#host.log("onRefused failed", e);
+    }
+  }
+
   /** Called by the server's sweeper when `deadline` has passed. */
   timeout(): void {
     const kind = this.deadlineKind;
     this.deadline = 0;
     if (kind === Deadline.Head && !this.#closed) {
+      this.#refused(408, "request head not received in time", null);
       // RFC 9110 §15.5.9: 408 tells the client we gave up on its request; then close.
       const msg = encoder.encode(
         `${statusLine(408)}connection: close\r\ncontent-length: 0\r\n${this.#host.dateLine}\r\n`,
@@ -334,7 +373,11 @@ export class Connection {
           this.#outLen = 0;
           this.#setDeadline(Deadline.Write, host.writeTimeoutMs);
           try {
-            const n = await conn.write(len === out.length ? out : out.subarray(0, len));
+            const wp = conn.write(len === out.length ? out : out.subarray(0, len));
+            // Start the next read now rather than after the write: both ops go out in one turn of the
+            // event loop. The read lands in the parser's buffer and the code below joins it.
+            if (this.#pendingRead === null && !this.#closeAfter) this.#read().catch(() => {});
+            const n = await wp;
             if (n < len) await this.#writeAll(out.subarray(n, len));
           } catch (e) {
             if (isDisconnect(e)) return;
@@ -392,10 +435,11 @@ export class Connection {
   }
 
   /** Answer a protocol error: a short plain-text response, then close (RFC 9112 §2.2). */
-  async #sendError(status: number, reason: string): Promise<void> {
+  async #sendError(status: number, reason: string, head: RequestHead | null = null): Promise<void> {
     if (status >= 500 && status !== 501 && status !== 505) {
       this.#host.log(`protocol error ${status}: ${reason}`);
     }
+    this.#refused(status, reason, head);
     const body = `${STATUS_TEXT[status] ?? "Error"}\n`;
     this.#appendHead(
       `${statusLine(status)}content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n` +
@@ -423,6 +467,7 @@ export class Connection {
     if (!host.methods.has(head.method) || head.method === "CONNECT") early = 501; // RFC 9110 §9.1
     else if (head.targetForm === "asterisk") early = 204; // OPTIONS *: about the server, nothing to add
     if (early !== 0) {
+      if (early === 501) this.#refused(501, `method ${head.method} not implemented`, head);
       if (hasBody) this.#closeAfter = true; // never read an unknown method's body
       this.#appendHead(
         `${statusLine(early)}${early === 204 ? "" : "content-length: 0\r\n"}${
@@ -444,7 +489,7 @@ export class Connection {
       request = makeRequest(head.method, url, head.headers, body, this.#onCancel);
     } catch {
       this.#closeAfter = true;
-      return this.#sendError(400, "request URL rejected");
+      return this.#sendError(400, "request URL rejected", head);
     }
     let result: Response | Promise<Response>;
     try {
@@ -483,7 +528,7 @@ export class Connection {
     const bodyError = this.#bodyError as ProtocolError | null;
     if (bodyError !== null) {
       this.#closeAfter = true;
-      return this.#sendError(bodyError.status, bodyError.message);
+      return this.#sendError(bodyError.status, bodyError.message, head);
     }
     let response: Response;
     try {

@@ -1,7 +1,7 @@
 // The listener: accept connections (TCP or TLS), run one Connection each, keep the coarse clock that every
 // timeout and the Date header read, and shut down gracefully. It owns the options and their defaults; it
 // must never need more than --allow-net.
-import { Connection, type ConnectionHost, Deadline } from "./conn.ts";
+import { Connection, type ConnectionHost, Deadline, type Refusal } from "./conn.ts";
 import { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./http1.ts";
 import type { Handler } from "./types.ts";
 
@@ -31,6 +31,12 @@ export interface ServeOptions extends Partial<ParserLimits> {
   onListen?: (addr: Deno.NetAddr) => void;
   /** Turns a handler's thrown error into a response. Default: log it, answer 500 without its text. */
   onError?: (error: unknown, request: Request) => Response | Promise<Response>;
+  /**
+   * Told of every answer the server gives without calling the handler (malformed requests, limits,
+   * unknown methods, head timeouts), so an access log can include them. Default: nothing is logged, since
+   * hostile input is routine.
+   */
+  onRefused?: (refusal: Refusal) => void;
   /** The whole request head must arrive within this long of its first byte (then 408). Default 20 s. */
   headerTimeoutMs?: number;
   /** A keep-alive connection with no request for this long is closed. Default 5 s. */
@@ -139,6 +145,7 @@ class Server implements ConnectionHost, PierServer {
   readonly #listener: Deno.Listener;
   readonly #conns = new Set<Connection>();
   readonly #onError: (error: unknown, request: Request) => Response | Promise<Response>;
+  readonly #onRefused: ((refusal: Refusal) => void) | undefined;
   #ticker: number;
   #resolveFinished!: () => void;
   #acceptDone: Promise<void>;
@@ -158,6 +165,7 @@ class Server implements ConnectionHost, PierServer {
     this.maxDrainBytes = options.maxDrainBytes ?? SERVE_DEFAULTS.maxDrainBytes;
     this.methods = new Set(options.methods ?? DEFAULT_METHODS);
     this.#onError = options.onError ?? defaultOnError;
+    this.#onRefused = options.onRefused;
 
     const hostname = options.hostname ?? SERVE_DEFAULTS.hostname;
     const port = options.port ?? SERVE_DEFAULTS.port;
@@ -230,6 +238,10 @@ class Server implements ConnectionHost, PierServer {
 
   onHandlerError(error: unknown, request: Request): Response | Promise<Response> {
     return this.#onError(error, request);
+  }
+
+  onRefused(refusal: Refusal): void {
+    this.#onRefused?.(refusal);
   }
 
   log(message: string, error?: unknown): void {

@@ -150,6 +150,7 @@ Deno.test("a pipelined batch is answered with a single write", async () => {
     dateLine: "date: Tue, 24 Nov 2026 00:00:00 GMT\r\n",
     closing: false,
     onHandlerError: () => new Response("", { status: 500 }),
+    onRefused() {},
     log() {},
     release() {},
   };
@@ -608,4 +609,25 @@ Deno.test("importing mod.ts needs no permission, and serve() needs only --allow-
   const b = await run(script, ["--allow-net=127.0.0.1"]);
   assert.equal(b.code, 0, b.err);
   assert.equal(b.out, "ok");
+});
+
+Deno.test({
+  name: "onRefused hears of every answer given without the handler, with the request line when known",
+  ...opts,
+  async fn() {
+    const refusals: string[] = [];
+    const s = start(() => new Response("ok"), {
+      headerTimeoutMs: 600,
+      onRefused: (r) =>
+        refusals.push(`${r.status} ${r.method ?? "-"} ${r.target ?? "-"} ${r.remoteAddr.hostname}`),
+    });
+    try {
+      await exchange(s.addr.port, ["GET / HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n"]);
+      await exchange(s.addr.port, [`FOO /x HTTP/1.1\r\nHost: t\r\n\r\n` + GET("/fine")]);
+      await exchange(s.addr.port, ["GET /slow HTTP/1.1\r\n"], { quietMs: 2500 });
+      assert.deepEqual(refusals, ["400 - - 127.0.0.1", "501 FOO /x 127.0.0.1", "408 - - 127.0.0.1"]);
+    } finally {
+      await s.shutdown();
+    }
+  },
 });
