@@ -87,8 +87,6 @@ function giveOut(b: Uint8Array): void {
 const SCRATCH = new Uint8Array(OUT_BUFFER);
 /** Queued pipelined answers are flushed once this much is waiting, so a deep pipeline cannot grow memory. */
 const FLUSH_AT = 64 * 1024;
-/** Most bytes read from a streamed response body before they are written: bounds memory per connection. */
-const MAX_STREAM_CHUNK = 64 * 1024;
 
 /** What {@link probeStream} found: the chunks ready now, and whether the stream had ended. */
 interface Probe {
@@ -922,13 +920,11 @@ export class Connection {
           this.#closeAfter = true;
         }
         sent += chunk.length;
-        for (let off = 0; off < chunk.length; off += MAX_STREAM_CHUNK) {
-          const part = chunk.subarray(off, Math.min(chunk.length, off + MAX_STREAM_CHUNK));
-          if (mode === "chunked") this.#appendHead(`${part.length.toString(16)}\r\n`);
-          if (this.#outLen > 0 && part.length <= OUT_BUFFER) this.#appendBytes(part, part.length);
-          else await this.#directWrite(part);
-          if (mode === "chunked") this.#appendHead("\r\n");
-        }
+        // One chunk, one write: the producer already holds it in memory, so splitting saves nothing.
+        if (mode === "chunked") this.#appendHead(`${chunk.length.toString(16)}\r\n`);
+        if (this.#outLen > 0 && chunk.length <= OUT_BUFFER) this.#appendBytes(chunk, chunk.length);
+        else await this.#directWrite(chunk);
+        if (mode === "chunked") this.#appendHead("\r\n");
         if (this.#closeAfter && mode === "length" && sent === declared) {
           reader.cancel().catch(() => {});
           break;

@@ -82,7 +82,11 @@ export interface StaticOptions {
   compress?: boolean;
   /** Smallest file compressed on the fly: below 1 KiB the headers outweigh the saving. Default 1024. */
   compressMinBytes?: number;
-  /** Largest file kept in memory; larger files are streamed from disk. Default 256 KiB. */
+  /**
+   * Largest file kept in memory; larger files are streamed from disk. Default 2 MiB: a site's images and
+   * bundles are answered from memory in one write (a 1 MiB file costs ~5x less CPU than streaming it),
+   * while the whole cache stays within `cacheMaxBytes`.
+   */
   cacheMaxFileBytes?: number;
   /** Memory budget of the cache, compressed variants included. Default 32 MiB. */
   cacheMaxBytes?: number;
@@ -389,7 +393,7 @@ export function staticFiles(
   const cacheRules = options.cacheControl ?? DEFAULT_CACHE_CONTROL;
   const compress = options.compress ?? true;
   const compressMin = options.compressMinBytes ?? 1024;
-  const maxFile = options.cacheMaxFileBytes ?? 256 * 1024;
+  const maxFile = options.cacheMaxFileBytes ?? 2 * 1024 * 1024;
   const maxBytes = options.cacheMaxBytes ?? 32 * 1024 * 1024;
   const maxEntries = options.cacheMaxEntries ?? 4096;
   const chunkBytes = options.chunkBytes ?? 256 * 1024;
