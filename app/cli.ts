@@ -28,6 +28,11 @@ export interface SiteConfig {
   httpRedirectPort: number | null;
   /** Peers whose `X-Forwarded-For`/`-Proto` are believed (`--trusted-proxy`, repeatable). Default: loopback. */
   trustedProxies: string[] | null;
+  /**
+   * Server instances (`--workers N`), each a Worker on the shared port. Default null: the number of cores when
+   * the process may load its code into Workers, else 1 (see docs/deploy.md).
+   */
+  workers: number | null;
 }
 
 /** 75 s: nginx's upstream keepalive_timeout (60 s) plus a margin, see nginx.conf. */
@@ -128,6 +133,7 @@ const VALUE_FLAGS = new Set([
   "--idle-timeout",
   "--http-redirect-port",
   "--trusted-proxy",
+  "--workers",
 ]);
 const BOOLEAN_FLAGS = new Set(["--quiet", "-q", "--dev"]);
 
@@ -160,7 +166,7 @@ function pairs(
 
 /**
  * Parse the site's flags: `--host`, `--port`, `--cert FILE --key FILE`, `--max-upload SIZE`, `--data DIR`,
- * `--quiet`, `--dev`, `--idle-timeout 75s`, `--http-redirect-port N`, `--trusted-proxy ADDR[,ADDR]`.
+ * `--quiet`, `--dev`, `--idle-timeout 75s`, `--http-redirect-port N`, `--trusted-proxy ADDR[,ADDR]`, `--workers N`.
  *
  * @param args The arguments (`Deno.args`).
  * @returns The configuration, defaults filled in.
@@ -186,6 +192,7 @@ export function parseSiteArgs(args: readonly string[]): SiteConfig {
     idleTimeoutMs: parseDuration(DEFAULT_IDLE_TIMEOUT),
     httpRedirectPort: null,
     trustedProxies: null,
+    workers: null,
   };
   for (const [flag, value] of pairs(args, VALUE_FLAGS, BOOLEAN_FLAGS)) {
     switch (flag) {
@@ -202,6 +209,12 @@ export function parseSiteArgs(args: readonly string[]): SiteConfig {
         const ms = parseDuration(value);
         if (ms > MAX_IDLE_TIMEOUT_MS) throw new TypeError(`--idle-timeout ${value} is over an hour`);
         config.idleTimeoutMs = ms;
+        break;
+      }
+      case "--workers": {
+        const n = /^\d{1,3}$/.test(value) ? Number(value) : NaN;
+        if (!(n >= 1 && n <= 256)) throw new TypeError(`Bad --workers: ${JSON.stringify(value)} (1 to 256)`);
+        config.workers = n;
         break;
       }
       case "--trusted-proxy":

@@ -3,8 +3,9 @@
 // finish, then the database closes. It must run with the start task's scoped permissions and need no more.
 import { serve } from "../mod.ts";
 import { parseSiteArgs, type SiteConfig } from "./cli.ts";
-import { createSite, UPLOAD_SLACK_BYTES } from "./site.ts";
+import { startInstance } from "./instance.ts";
 import { Store } from "./store.ts";
+import { canStartWorkers, startWorkers, type WorkerPool } from "./workers.ts";
 
 let config: SiteConfig;
 try {
@@ -44,28 +45,53 @@ const store = new Store(`${config.dataDir}/site.db`);
 // Open now to report a broken database at startup; the site still serves, with 503 pages where it needs it.
 store.ready().catch((err) => console.warn(`[store] database not available at startup: ${err.message}`));
 
-const site = createSite({
-  store,
-  uploadDir,
-  maxUploadBytes: config.maxUploadBytes,
-  accessLog: config.quiet ? null : console.log,
-  dev: config.dev,
-  trustedProxies: config.trustedProxies ?? undefined,
-});
+// One instance in this thread, or `--workers N` server Workers sharing the port (app/workers.ts). Workers must
+// load the code, which needs read access to app/, server/ and mod.ts, and Deno's --unstable-net (SO_REUSEPORT)
+// and --unstable-worker-options (each Worker's own permissions). The start task grants none of these (its
+// wall keeps the code unreadable), so there the default is 1; with them the default is the number of cores.
+const MULTI_FLAGS = "--unstable-net --unstable-worker-options --allow-read=...,app,server,mod.ts";
+const allowed = canStartWorkers();
+if (config.workers !== null && config.workers > 1 && !allowed) {
+  console.error(
+    `pier site: --workers ${config.workers} needs read access to the code to start Workers: run with ` +
+      `${MULTI_FLAGS} (each Worker drops the code access before serving; see docs/deploy.md)`,
+  );
+  Deno.exit(2);
+}
+const wanted = config.workers ?? (allowed ? navigator.hardwareConcurrency : 1);
+const scheme = config.cert ? "https" : "http";
+const announce = (addr: { hostname: string; port: number }) => {
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  console.log(`Listening on ${scheme}://${host}:${addr.port}/`);
+};
 
-const server = serve({
-  hostname: config.host,
-  port: config.port,
-  ...tls,
-  // The engine's body cap must let the largest upload through; the site's own limits stop the rest.
-  maxBodyBytes: config.maxUploadBytes + UPLOAD_SLACK_BYTES,
-  // Above nginx's upstream keepalive_timeout (nginx.conf), so nginx closes idle upstream connections first.
-  idleTimeoutMs: config.idleTimeoutMs,
-  onListen(addr) {
-    const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-    console.log(`Listening on ${config.cert ? "https" : "http"}://${host}:${addr.port}/`);
-  },
-}, site.fetch);
+let server: { port: number; shutdown(): Promise<void> } | null = null;
+if (wanted > 1) {
+  try {
+    const pool: WorkerPool = await startWorkers({ count: wanted, config, tls, store });
+    console.log(`${wanted} server Workers share the port (SO_REUSEPORT), one database Worker`);
+    announce({ hostname: config.host, port: pool.port });
+    server = pool;
+  } catch (err) {
+    if (config.workers !== null) {
+      console.error(`pier site: ${(err as Error).message} (needs ${MULTI_FLAGS})`);
+      Deno.exit(1);
+    }
+    // The default only: say why and serve from this thread.
+    console.warn(`[workers] one instance only: ${(err as Error).message}`);
+  }
+}
+if (server === null) {
+  const single = startInstance(config, {
+    store,
+    tls,
+    port: config.port,
+    reusePort: false,
+    onListen: announce,
+  });
+  server = { port: single.addr.port, shutdown: () => single.shutdown() };
+}
+const running = server;
 
 // The optional plain-HTTP port: every request gets a 308 to the same path on the HTTPS port (308 keeps the
 // method and body, RFC 9110 §15.4.9). It reads no files and touches no session.
@@ -78,11 +104,14 @@ const redirect = config.httpRedirectPort === null ? null : serve({
 }, (request) => {
   const url = new URL(request.url);
   url.protocol = "https:";
-  url.port = server.addr.port === 443 ? "" : String(server.addr.port);
+  url.port = running.port === 443 ? "" : String(running.port);
   return new Response(null, { status: 308, headers: { location: url.href, "content-length": "0" } });
 });
 
 let stopping = false;
+let finished: Promise<void> | null = null;
+let signalled!: () => void;
+const stopRequested = new Promise<void>((resolve) => signalled = resolve);
 const stop = () => {
   if (stopping) {
     // A second signal: the operator does not want to wait for slow downloads.
@@ -92,11 +121,14 @@ const stop = () => {
   stopping = true;
   console.log("Shutting down");
   redirect?.shutdown();
-  server.shutdown();
+  finished = running.shutdown();
+  signalled();
 };
 Deno.addSignalListener("SIGINT", stop);
 Deno.addSignalListener("SIGTERM", stop);
-await Promise.all([server.finished, redirect?.finished]);
+// Wait for the signal, then for every in-flight request (the pool's or the single server's).
+await stopRequested;
+await Promise.all([finished, redirect?.finished]);
 Deno.removeSignalListener("SIGINT", stop);
 Deno.removeSignalListener("SIGTERM", stop);
 // Every request has been answered, so no write is in flight: close the database (checkpointing the WAL).

@@ -69,10 +69,16 @@ const EMAIL_RE = /^[^\s@]{1,64}@[^\s@.]+(?:\.[^\s@.]+)+$/;
 /** Paths whose handlers use the visitor's session. Static files never touch the database. */
 const SESSION_PATHS: ReadonlySet<string> = new Set(["/", "/index.html", "/contact", "/upload"]);
 
+/**
+ * What the site needs of the database: a {@link Store}, or a relay to one in another thread (app/relay.ts,
+ * used by `--workers`).
+ */
+export type SiteStore = Pick<Store, "sessions" | "addMessage" | "addUpload" | "schemaVersion">;
+
 /** Options for {@link createSite}. */
 export interface SiteOptions {
   /** The database. */
-  store: Store;
+  store: SiteStore;
   /** Where uploaded files go (inside the data folder, which the start task may write). */
   uploadDir: string;
   /** The largest uploaded file, in bytes. */
@@ -210,7 +216,7 @@ function sessionIdOf(ctx: Context): string | null {
  * logged (a committed message must still be acknowledged), unless the page said its answer depends on the
  * save (`ctx.state.sessionMustSave`: the home page's visit count), which then becomes a 503.
  */
-function siteSessions(store: Store, options: Omit<SessionOptions, "store">): Middleware {
+function siteSessions(store: SiteStore, options: Omit<SessionOptions, "store">): Middleware {
   const inner = sessions({ ...options, store: store.sessions });
   return async function siteSessions(request, next, ctx) {
     // Decoded, so `/%69ndex.html` (the home page too) gets its session like `/index.html`.

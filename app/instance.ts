@@ -1,0 +1,49 @@
+// One server instance of the site: createSite() over a store, served by serve() with the site's options. The
+// single-process start (app/main.ts) and each `--workers` Worker (app/server_worker.ts) run exactly this, so
+// both behave the same. It owns no signals and no store lifetime.
+import { type PierServer, serve } from "../mod.ts";
+import type { SiteConfig } from "./cli.ts";
+import { createSite, type SiteStore, UPLOAD_SLACK_BYTES } from "./site.ts";
+
+/** What an instance needs besides its config. */
+export interface InstanceOptions {
+  /** The store, or a relay to it. */
+  store: SiteStore;
+  /** PEM texts, read by the main thread. */
+  tls: { cert?: string; key?: string };
+  /** The port to listen on (the first Worker's real port when the config said 0). */
+  port: number;
+  /** Share the port with the other Workers (SO_REUSEPORT). */
+  reusePort: boolean;
+  /** Called once listening. */
+  onListen(addr: Deno.NetAddr): void;
+}
+
+/**
+ * Serve the site for `config`.
+ *
+ * @param config The parsed flags.
+ * @param options Store, TLS, port and listen callback.
+ * @returns The running server.
+ */
+export function startInstance(config: SiteConfig, options: InstanceOptions): PierServer {
+  const site = createSite({
+    store: options.store,
+    uploadDir: `${config.dataDir}/uploads`,
+    maxUploadBytes: config.maxUploadBytes,
+    accessLog: config.quiet ? null : console.log,
+    dev: config.dev,
+    trustedProxies: config.trustedProxies ?? undefined,
+  });
+  return serve({
+    hostname: config.host,
+    port: options.port,
+    ...options.tls,
+    reusePort: options.reusePort,
+    // The engine's body cap must let the largest upload through; the site's own limits stop the rest.
+    maxBodyBytes: config.maxUploadBytes + UPLOAD_SLACK_BYTES,
+    // Above nginx's upstream keepalive_timeout (nginx.conf), so nginx closes idle upstream connections first.
+    idleTimeoutMs: config.idleTimeoutMs,
+    onListen: options.onListen,
+  }, site.fetch);
+}

@@ -1,0 +1,48 @@
+// A server Worker of `--workers N`: one instance of the site (app/instance.ts) listening with SO_REUSEPORT on
+// the shared port, its store calls relayed to the main thread's one database Worker. It owns nothing beyond
+// its instance; it must never open the database itself.
+//
+// Loading this module needs read access to the code (app/, server/, mod.ts), which the start task does not
+// grant. Once loaded, the Worker gives that access up (Deno.permissions.revoke) before serving a request, so
+// a path bug in a request handler meets the same wall as in the single-process site.
+/// <reference lib="deno.worker" />
+import type { PierServer } from "../mod.ts";
+import type { SiteConfig } from "./cli.ts";
+import { startInstance } from "./instance.ts";
+import { StoreRelay } from "./relay.ts";
+
+/** The main thread's messages to a server Worker. */
+export type ServerWorkerCommand =
+  | {
+    type: "start";
+    config: SiteConfig;
+    tls: { cert?: string; key?: string };
+    port: number;
+    storePort: MessagePort;
+    /** Code folders and files whose read access the Worker drops once loaded. */
+    codePaths: string[];
+  }
+  | { type: "shutdown" };
+
+/** A server Worker's messages to the main thread. */
+export type ServerWorkerEvent = { type: "listening"; port: number } | { type: "finished" };
+
+let server: PierServer | null = null;
+
+self.onmessage = async (event: MessageEvent<ServerWorkerCommand>) => {
+  const command = event.data;
+  if (command.type === "start") {
+    for (const path of command.codePaths) await Deno.permissions.revoke({ name: "read", path });
+    server = startInstance(command.config, {
+      store: new StoreRelay(command.storePort),
+      tls: command.tls,
+      port: command.port,
+      reusePort: true,
+      onListen: (addr) =>
+        self.postMessage({ type: "listening", port: addr.port } satisfies ServerWorkerEvent),
+    });
+  } else if (command.type === "shutdown") {
+    await server?.shutdown();
+    self.postMessage({ type: "finished" } satisfies ServerWorkerEvent);
+  }
+};
