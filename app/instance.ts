@@ -5,6 +5,17 @@ import { type PierServer, serve } from "../mod.ts";
 import type { SiteConfig } from "./cli.ts";
 import { createSite, type SiteStore, UPLOAD_SLACK_BYTES } from "./site.ts";
 
+/**
+ * Where static/ and templates/ are: the working directory's, as the start task runs, or, in the single
+ * executable of `deno task compile`, the copies embedded with `--include`, found beside this module.
+ *
+ * @param name `static` or `templates`.
+ * @returns The folder.
+ */
+export function assetDir(name: "static" | "templates"): string {
+  return Deno.build.standalone ? new URL(`../${name}`, import.meta.url).pathname : name;
+}
+
 /** What an instance needs besides its config. */
 export interface InstanceOptions {
   /** The store, or a relay to it. */
@@ -33,6 +44,8 @@ export function startInstance(config: SiteConfig, options: InstanceOptions): Pie
     maxUploadBytes: config.maxUploadBytes,
     accessLog: config.quiet ? null : console.log,
     dev: config.dev,
+    staticDir: assetDir("static"),
+    templatesDir: assetDir("templates"),
     trustedProxies: config.trustedProxies ?? undefined,
   });
   return serve({

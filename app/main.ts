@@ -50,7 +50,8 @@ store.ready().catch((err) => console.warn(`[store] database not available at sta
 // and --unstable-worker-options (each Worker's own permissions). The start task grants none of these (its
 // wall keeps the code unreadable), so there the default is 1; with them the default is the number of cores.
 const MULTI_FLAGS = "--unstable-net --unstable-worker-options --allow-read=...,app,server,mod.ts";
-const allowed = canStartWorkers();
+// The single executable carries no Worker script (deno task compile): one instance there.
+const allowed = !Deno.build.standalone && canStartWorkers();
 if (config.workers !== null && config.workers > 1 && !allowed) {
   console.error(
     `pier site: --workers ${config.workers} needs read access to the code to start Workers: run with ` +
