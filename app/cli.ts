@@ -29,10 +29,11 @@ export interface SiteConfig {
   /** Peers whose `X-Forwarded-For`/`-Proto` are believed (`--trusted-proxy`, repeatable). Default: loopback. */
   trustedProxies: string[] | null;
   /**
-   * Server instances (`--workers N`), each a Worker on the shared port. Default null: the number of cores when
-   * the process may load its code into Workers, else 1 (see docs/deploy.md).
+   * Server instances (`--workers N`, or `auto` for the number of cores), each a Worker on the shared port.
+   * Default 1: Workers need flags the start task does not give (see docs/deploy.md), and Deno exits rather
+   * than throws when an unstable API is used without its flag, so the site cannot probe for them.
    */
-  workers: number | null;
+  workers: number;
 }
 
 /** 75 s: nginx's upstream keepalive_timeout (60 s) plus a margin, see nginx.conf. */
@@ -166,7 +167,7 @@ function pairs(
 
 /**
  * Parse the site's flags: `--host`, `--port`, `--cert FILE --key FILE`, `--max-upload SIZE`, `--data DIR`,
- * `--quiet`, `--dev`, `--idle-timeout 75s`, `--http-redirect-port N`, `--trusted-proxy ADDR[,ADDR]`, `--workers N`.
+ * `--quiet`, `--dev`, `--idle-timeout 75s`, `--http-redirect-port N`, `--trusted-proxy ADDR[,ADDR]`, `--workers N|auto`.
  *
  * @param args The arguments (`Deno.args`).
  * @returns The configuration, defaults filled in.
@@ -192,7 +193,7 @@ export function parseSiteArgs(args: readonly string[]): SiteConfig {
     idleTimeoutMs: parseDuration(DEFAULT_IDLE_TIMEOUT),
     httpRedirectPort: null,
     trustedProxies: null,
-    workers: null,
+    workers: 1,
   };
   for (const [flag, value] of pairs(args, VALUE_FLAGS, BOOLEAN_FLAGS)) {
     switch (flag) {
@@ -212,7 +213,11 @@ export function parseSiteArgs(args: readonly string[]): SiteConfig {
         break;
       }
       case "--workers": {
-        const n = /^\d{1,3}$/.test(value) ? Number(value) : NaN;
+        const n = value === "auto"
+          ? navigator.hardwareConcurrency
+          : /^\d{1,3}$/.test(value)
+          ? Number(value)
+          : NaN;
         if (!(n >= 1 && n <= 256)) throw new TypeError(`Bad --workers: ${JSON.stringify(value)} (1 to 256)`);
         config.workers = n;
         break;

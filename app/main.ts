@@ -14,7 +14,8 @@ try {
   console.error(`pier site: ${(err as Error).message}`);
   console.error(
     "usage: deno task start [--host H] [--port P] [--cert FILE --key FILE] [--max-upload 25MB] " +
-      "[--data DIR] [--quiet] [--dev] [--idle-timeout 75s] [--http-redirect-port N] [--trusted-proxy ADDR]",
+      "[--data DIR] [--quiet] [--dev] [--idle-timeout 75s] [--http-redirect-port N] [--trusted-proxy ADDR] " +
+      "[--workers N]",
   );
   Deno.exit(2);
 }
@@ -48,18 +49,16 @@ store.ready().catch((err) => console.warn(`[store] database not available at sta
 // One instance in this thread, or `--workers N` server Workers sharing the port (app/workers.ts). Workers must
 // load the code, which needs read access to app/, server/ and mod.ts, and Deno's --unstable-net (SO_REUSEPORT)
 // and --unstable-worker-options (each Worker's own permissions). The start task grants none of these (its
-// wall keeps the code unreadable), so there the default is 1; with them the default is the number of cores.
+// wall keeps the code unreadable), so the default is 1 and `--workers N` is checked before anything starts.
 const MULTI_FLAGS = "--unstable-net --unstable-worker-options --allow-read=...,app,server,mod.ts";
 // The single executable carries no Worker script (deno task compile): one instance there.
-const allowed = !Deno.build.standalone && canStartWorkers();
-if (config.workers !== null && config.workers > 1 && !allowed) {
+if (config.workers > 1 && (Deno.build.standalone || !canStartWorkers())) {
   console.error(
     `pier site: --workers ${config.workers} needs read access to the code to start Workers: run with ` +
       `${MULTI_FLAGS} (each Worker drops the code access before serving; see docs/deploy.md)`,
   );
   Deno.exit(2);
 }
-const wanted = config.workers ?? (allowed ? navigator.hardwareConcurrency : 1);
 const scheme = config.cert ? "https" : "http";
 const announce = (addr: { hostname: string; port: number }) => {
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
@@ -67,19 +66,15 @@ const announce = (addr: { hostname: string; port: number }) => {
 };
 
 let server: { port: number; shutdown(): Promise<void> } | null = null;
-if (wanted > 1) {
+if (config.workers > 1) {
   try {
-    const pool: WorkerPool = await startWorkers({ count: wanted, config, tls, store });
-    console.log(`${wanted} server Workers share the port (SO_REUSEPORT), one database Worker`);
+    const pool: WorkerPool = await startWorkers({ count: config.workers, config, tls, store });
+    console.log(`${config.workers} server Workers share the port (SO_REUSEPORT), one database Worker`);
     announce({ hostname: config.host, port: pool.port });
     server = pool;
   } catch (err) {
-    if (config.workers !== null) {
-      console.error(`pier site: ${(err as Error).message} (needs ${MULTI_FLAGS})`);
-      Deno.exit(1);
-    }
-    // The default only: say why and serve from this thread.
-    console.warn(`[workers] one instance only: ${(err as Error).message}`);
+    console.error(`pier site: ${(err as Error).message} (needs ${MULTI_FLAGS})`);
+    Deno.exit(1);
   }
 }
 if (server === null) {

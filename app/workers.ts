@@ -119,8 +119,15 @@ export async function startWorkers(options: WorkersOptions): Promise<WorkerPool>
   };
 
   // The first Worker picks the port when asked for 0; the others then share it.
-  port = await spawn(0);
-  await Promise.all(Array.from({ length: options.count - 1 }, (_, i) => spawn(i + 1)));
+  try {
+    port = await spawn(0);
+    await Promise.all(Array.from({ length: options.count - 1 }, (_, i) => spawn(i + 1)));
+  } catch (err) {
+    // No half-started pool: a Worker left listening would serve beside whatever the caller falls back to.
+    stopping = true;
+    for (const { worker } of live.values()) worker.terminate();
+    throw err;
+  }
 
   return {
     port,

@@ -41,7 +41,7 @@ Deno.test("parseSiteArgs() fills the defaults: 127.0.0.1:8000, 25 MB uploads, da
     idleTimeoutMs: 75_000,
     httpRedirectPort: null,
     trustedProxies: null,
-    workers: null,
+    workers: 1,
   });
 });
 
@@ -56,6 +56,7 @@ Deno.test("parseSiteArgs() reads the production flags: --idle-timeout, --http-re
     ["10.0.0.5", "10.0.0.6", "::1"],
   );
   assert.equal(parseSiteArgs(["--workers", "4"]).workers, 4);
+  assert.equal(parseSiteArgs(["--workers", "auto"]).workers, navigator.hardwareConcurrency);
   assert.throws(() => parseSiteArgs(["--workers", "0"]), TypeError);
   assert.throws(() => parseSiteArgs(["--http-redirect-port", "8080"]), TypeError, "--cert");
   assert.throws(() => parseSiteArgs(["--idle-timeout", "0s"]), TypeError);
