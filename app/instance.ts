@@ -1,7 +1,7 @@
 // One server instance of the site: createSite() over a store, served by serve() with the site's options. The
 // single-process start (app/main.ts) and each `--workers` Worker (app/server_worker.ts) run exactly this, so
 // both behave the same. It owns no signals and no store lifetime.
-import { type PierServer, serve } from "../mod.ts";
+import { type PierServer, type Refusal, serve } from "../mod.ts";
 import type { SiteConfig } from "./cli.ts";
 import { createSite, type SiteStore, UPLOAD_SLACK_BYTES } from "./site.ts";
 
@@ -58,5 +58,13 @@ export function startInstance(config: SiteConfig, options: InstanceOptions): Pie
     // Above nginx's upstream keepalive_timeout (nginx.conf), so nginx closes idle upstream connections first.
     idleTimeoutMs: config.idleTimeoutMs,
     onListen: options.onListen,
+    // Requests the engine refuses on its own (malformed, over a limit, unknown method, head timeout) get
+    // an access-log line too, in the same shape, with the reason after it.
+    onRefused: config.quiet ? undefined : (r: Refusal) =>
+      console.log(
+        `${new Date().toISOString()} ${r.remoteAddr.hostname} ${r.method ?? "-"} ${
+          r.target === null ? "-" : r.target.split("?", 1)[0]
+        } ${r.status} - 0.0ms refused: ${r.reason}`,
+      ),
   }, site.fetch);
 }
