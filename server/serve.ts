@@ -23,7 +23,10 @@ export interface ServeOptions extends Partial<ParserLimits> {
   cert?: string;
   /** PEM private key for `cert`. */
   key?: string;
-  /** Share the port with other listeners (Linux SO_REUSEPORT), for one server per core. Default false. */
+  /**
+   * Share the port with other listeners (Linux SO_REUSEPORT), for one server per core. Default false. On
+   * Deno 2.9 it needs `--unstable-net`.
+   */
   reusePort?: boolean;
   /** Aborting it starts a graceful shutdown. */
   signal?: AbortSignal;
