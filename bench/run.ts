@@ -167,7 +167,13 @@ try {
     }
   }
 } finally {
-  await Deno.remove(work, { recursive: true }).catch(() => {});
+  // Retry once: a server that just exited may still be letting go of a file in there.
+  await Deno.remove(work, { recursive: true }).catch(async () => {
+    await new Promise((r) => setTimeout(r, 1000));
+    await Deno.remove(work, { recursive: true }).catch((e) =>
+      console.error(`could not remove ${work}: ${e}`)
+    );
+  });
 }
 
 const rows: Row[] = [];
