@@ -161,7 +161,7 @@ ${[...report.header, "", ...report.table].join("\n")}
 - **static file, 4 KiB / 1 MiB**: \`serveStatic\` on a folder of random bytes, the same handler on Pier,
   Deno.serve and node:http (through the adapter), against nginx 1 worker with \`sendfile on\`,
   \`access_log off\`. The 4 KiB file is answered from \`serveStatic\`'s memory cache after a \`stat\`; the
-  1 MiB file is over the cache's 256 KiB limit and is streamed from disk in 256 KiB reads.
+  1 MiB file is within the cache's 2 MiB per-file limit too, so both are answered from memory.
 - **Pier, public API**: Pier with its Deno fast paths (\`server/_fast.ts\`) switched off, building every
   Request and reading every Response through the public API only; the gap to Pier is what the fast paths are
   worth.
