@@ -92,6 +92,13 @@ export interface StaticOptions {
   cacheMaxBytes?: number;
   /** Most entries (files' metadata) remembered. Default 4096. */
   cacheMaxEntries?: number;
+  /**
+   * How long a cached file is trusted before it is checked again with a `stat`, in ms. Default 1000: a
+   * changed, replaced or deleted file is noticed within a second (nginx's `open_file_cache_valid` makes the
+   * same trade, with 60 s). The `stat` is the largest cost of a cache hit (~4 µs of ~12 on the event loop);
+   * 0 checks on every request.
+   */
+  cacheRevalidateMs?: number;
   /** Read size when streaming a large file: one read per pull keeps memory flat. Default 256 KiB. */
   chunkBytes?: number;
   /** Called for every refused target. Default: one `console.warn` line. */
@@ -134,6 +141,8 @@ interface Entry {
   encoded: Partial<Record<Encoding, Bytes | null>>;
   precompressed: Partial<Record<Encoding, Sibling>>;
   bytes: number;
+  /** When the file was last found unchanged (Date.now()); see `cacheRevalidateMs`. */
+  checkedAt: number;
   /**
    * Full 200 answers from memory, built once and cloned per request: Deno's `new Response` with six
    * headers costs ~10 µs, a clone ~0.3 µs, and a clone shares the body bytes.
@@ -396,6 +405,7 @@ export function staticFiles(
   const maxFile = options.cacheMaxFileBytes ?? 2 * 1024 * 1024;
   const maxBytes = options.cacheMaxBytes ?? 32 * 1024 * 1024;
   const maxEntries = options.cacheMaxEntries ?? 4096;
+  const revalidateMs = options.cacheRevalidateMs ?? 1000;
   const chunkBytes = options.chunkBytes ?? 256 * 1024;
   const onSecurityEvent = options.onSecurityEvent ?? ((e: SecurityEvent) => {
     console.warn(
@@ -558,6 +568,7 @@ export function staticFiles(
       encoded: {},
       precompressed: {},
       bytes: body?.length ?? 0,
+      checkedAt: Date.now(),
       templates: new Map(),
     };
     const [br, gz] = await Promise.all([
@@ -576,10 +587,14 @@ export function staticFiles(
    * two thirds of a cached response's time (nginx stats synchronously too).
    */
   const fresh = (entry: Entry): boolean => {
+    const now = Date.now();
+    if (now - entry.checkedAt < revalidateMs) return true;
     try {
       const st = Deno.statSync(entry.path);
-      return st.isFile && st.size === entry.size && (st.mtime?.getTime() ?? 0) === entry.mtimeMs &&
+      const same = st.isFile && st.size === entry.size && (st.mtime?.getTime() ?? 0) === entry.mtimeMs &&
         st.ino === entry.ino && st.dev === entry.dev;
+      if (same) entry.checkedAt = now;
+      return same;
     } catch {
       return false;
     }

@@ -370,7 +370,7 @@ Deno.test("staticFiles() gives null for a missing file or method, so a router fa
 });
 
 Deno.test("serveStatic() keeps one cache entry per file; distinct spellings never collide", async () => {
-  const site = await startSite();
+  const site = await startSite({ cacheRevalidateMs: 0 }); // the change below must be seen at once
   try {
     await Deno.writeTextFile(`${site.dir}/static/%41.txt`, "literal percent\n");
     await Deno.writeTextFile(`${site.dir}/static/A.txt`, "letter A\n");
@@ -638,7 +638,8 @@ function brotliCompress(text: string): Uint8Array {
 // ---------------------------------------------------------------------------------------------- caching
 
 Deno.test("serveStatic() notices a changed file: same size new mtime, and a replaced inode", async () => {
-  const site = await startSite();
+  // Checked on every request here; the default window is shown in the next test.
+  const site = await startSite({ cacheRevalidateMs: 0 });
   try {
     const path = `${site.dir}/static/page.txt`;
     assert.equal(dec.decode((await get(site, "/page.txt")).body), "plain text\n");
@@ -663,6 +664,23 @@ Deno.test("serveStatic() notices a changed file: same size new mtime, and a repl
     const swapped = await get(site, "/swap.txt");
     assert.equal(swapped.status, 404);
     assert.ok(!dec.decode(swapped.raw).includes(SECRET_MARKER));
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("serveStatic() trusts a cached file for cacheRevalidateMs, then notices the change", async () => {
+  const site = await startSite({ cacheRevalidateMs: 400 });
+  try {
+    const path = `${site.dir}/static/page.txt`;
+    assert.equal(dec.decode((await get(site, "/page.txt")).body), "plain text\n");
+    await Deno.writeTextFile(path, "NEW CONTENT\n");
+    assert.equal(dec.decode((await get(site, "/page.txt")).body), "plain text\n", "within the window");
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(dec.decode((await get(site, "/page.txt")).body), "NEW CONTENT\n", "after the window");
+    await Deno.remove(path);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await get(site, "/page.txt")).status, 404, "a deleted file is gone after the window");
   } finally {
     await site.close();
   }
