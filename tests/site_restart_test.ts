@@ -3,6 +3,7 @@
 // and the access log has one line per request unless --quiet.
 import assert from "node:assert/strict";
 import { rawRequest } from "./fixtures/static_fixture.ts";
+import { makeCert } from "./fixtures/prod_fixture.ts";
 import { makeFullSiteFixture, runMessages, spawnSite } from "./fixtures/site_fixture.ts";
 
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
@@ -171,38 +172,9 @@ Deno.test("--max-upload 2KB: a 2 KiB file is stored, a larger one is a 413 page 
 Deno.test("--cert/--key serve HTTPS on the same port; the session cookie becomes __Host- and Secure", async () => {
   const dir = await makeFullSiteFixture();
   try {
-    await Deno.mkdir(`${dir}/certs`);
-    const openssl = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-addext",
-        "extendedKeyUsage=serverAuth",
-        "-keyout",
-        "certs/key.pem",
-        "-out",
-        "certs/cert.pem",
-      ],
-      cwd: dir,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(openssl.code, 0, new TextDecoder().decode(openssl.stderr));
+    const cert = await makeCert(`${dir}/certs`); // certs/cert.pem and certs/key.pem, inside the read scope
     const site = await spawnSite(dir, ["--cert", "certs/cert.pem", "--key", "certs/key.pem", "--quiet"]);
-    const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(`${dir}/certs/cert.pem`)] });
+    const client = Deno.createHttpClient({ caCerts: [cert.pem] });
     try {
       assert.match(site.output(), /Listening on https:\/\/127\.0\.0\.1:\d+\//);
       const res = await fetch(`https://localhost:${site.port}/`, { client });
