@@ -11,6 +11,7 @@ import {
   parseHeaderValue,
   parseMultipart,
 } from "./multipart.ts";
+import { concatBytes } from "./_bytes.ts";
 
 /**
  * How long to wait for the next chunk of a body before giving up with 408, in milliseconds. 30 s: long
@@ -170,7 +171,7 @@ export async function parseUrlEncoded(
 
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(join(chunks, total));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(concatBytes(chunks));
   } catch {
     throw new HttpError(400, "Form body is not valid UTF-8");
   }
@@ -191,16 +192,6 @@ function decodeFormComponent(s: string): string {
   } catch {
     throw new HttpError(400, "Malformed percent-encoding in form body");
   }
-}
-
-function join(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 /** Options for {@link readMultipart}: the parser's limits and destination, plus a read timeout. */

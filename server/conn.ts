@@ -3,6 +3,7 @@
 // and the 100-continue decision; it must never let handler errors or client input crash the server.
 import { NEED_DATA, PAUSED, ProtocolError, type RequestHead, RequestParser } from "./http1.ts";
 import { headerList, makeRequest, markBodyUsed, staticBody } from "./_fast.ts";
+import { concatBytes } from "./_bytes.ts";
 import { STATUS_TEXT } from "./status.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
 
@@ -121,19 +122,6 @@ async function probeStream(reader: ReadableStreamDefaultReader<Uint8Array>): Pro
     size += r.value.length;
     if (size > PROBE_LIMIT) return { chunks, done: false, pending: null };
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 /** Errors that mean the peer went away: routine, never logged as failures. */
@@ -840,7 +828,7 @@ export class Connection {
         return this.#bodyFailed(reader, e);
       }
       if (probe.done) {
-        const bytes = concat(probe.chunks);
+        const bytes = concatBytes(probe.chunks);
         return this.#queueFixed(s, status, declared, noContent, isHead, bytes, bytes.length);
       }
       first = probe.chunks;
