@@ -1,9 +1,9 @@
 // The store across threads, for `--workers`: the main thread owns the one Store (and so the one database
 // Worker); each server Worker gets a MessagePort and a StoreRelay that forwards the site's calls over it.
 // It owns only the message protocol; it must never run SQL or decide anything about the data.
-import type { SessionData, StoredSession } from "../mod.ts";
+import type { SessionData } from "../mod.ts";
 import type { SiteStore } from "./site.ts";
-import { type NewMessage, type NewUpload, type Store, StoreError } from "./store.ts";
+import { type NewMessage, type NewUpload, sessionStoreOver, type Store, StoreError } from "./store.ts";
 
 /** The Store calls a server Worker may make. */
 type RelayOp =
@@ -89,13 +89,7 @@ export class StoreRelay implements SiteStore {
       if (reply.ok) pending.resolve(reply.value);
       else pending.reject(new StoreError(reply.message, reply.code));
     };
-    this.sessions = {
-      get: (id: string) => this.#call("sessionGet", [id]) as Promise<StoredSession | undefined>,
-      set: (id: string, data: SessionData, expiresAt: number) =>
-        this.#call("sessionSet", [id, data, expiresAt]) as Promise<void>,
-      destroy: (id: string) => this.#call("sessionDestroy", [id]) as Promise<void>,
-      prune: (now: number) => this.#call("sessionPrune", [now]) as Promise<number>,
-    };
+    this.sessions = sessionStoreOver((op, args) => this.#call(op, args));
   }
 
   /** @inheritdoc */

@@ -147,6 +147,26 @@ interface Pending {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
+/** The session operations a store answers, by name. */
+export type SessionOp = "sessionGet" | "sessionSet" | "sessionDestroy" | "sessionPrune";
+
+/**
+ * A {@link SessionStore} over any "call this operation" function: the Store (to its Worker) and a
+ * server Worker's relay (to the main thread) speak the same operations.
+ *
+ * @param call Runs one operation with its arguments.
+ * @returns The session store.
+ */
+export function sessionStoreOver(call: (op: SessionOp, args: unknown[]) => Promise<unknown>): SessionStore {
+  return {
+    get: (id: string) => call("sessionGet", [id]) as Promise<StoredSession | undefined>,
+    set: (id: string, data: SessionData, expiresAt: number) =>
+      call("sessionSet", [id, data, expiresAt]) as Promise<void>,
+    destroy: (id: string) => call("sessionDestroy", [id]) as Promise<void>,
+    prune: (now: number) => call("sessionPrune", [now]) as Promise<number>,
+  };
+}
+
 export class Store {
   /** The database file. */
   readonly path: string;
@@ -173,13 +193,7 @@ export class Store {
     this.#busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     this.#callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.#maxDatabaseBytes = options.maxDatabaseBytes ?? DEFAULT_MAX_DATABASE_BYTES;
-    this.sessions = {
-      get: (id: string) => this.#call("sessionGet", [id]) as Promise<StoredSession | undefined>,
-      set: (id: string, data: SessionData, expiresAt: number) =>
-        this.#call("sessionSet", [id, data, expiresAt]) as Promise<void>,
-      destroy: (id: string) => this.#call("sessionDestroy", [id]) as Promise<void>,
-      prune: (now: number) => this.#call("sessionPrune", [now]) as Promise<number>,
-    };
+    this.sessions = sessionStoreOver((op, args) => this.#call(op, args));
   }
 
   /**
