@@ -302,21 +302,29 @@ Deno.test("unknown paths get the 404 page; other methods on a static file get 40
   }
 });
 
+/** Run `fn` while another connection holds the site database's exclusive lock, then release it. */
+async function whileLocked<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const locker = new DatabaseSync(`${dir}/site.db`);
+  locker.exec("PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE");
+  try {
+    return await fn();
+  } finally {
+    locker.exec("ROLLBACK");
+    locker.close();
+  }
+}
+
 Deno.test("a locked database: the contact form answers 503 and keeps what was typed; nothing is lost later", async () => {
   const site = await memorySite({}, { busyTimeoutMs: 50 });
   try {
     await site.store.ready();
-    const locker = new DatabaseSync(`${site.dir}/site.db`);
-    locker.exec("PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE");
-    let res: Response;
-    try {
-      res = await site.fetch(
-        formPost(`${BASE}/contact`, { name: "Ada", email: "ada@example.com", message: "Still here?" }),
-      );
-    } finally {
-      locker.exec("ROLLBACK");
-      locker.close();
-    }
+    const res = await whileLocked(
+      site.dir,
+      () =>
+        site.fetch(
+          formPost(`${BASE}/contact`, { name: "Ada", email: "ada@example.com", message: "Still here?" }),
+        ),
+    );
     assert.equal(res.status, 503);
     assert.equal(res.headers.get("retry-after"), "30");
     const html = await res.text();
@@ -338,15 +346,10 @@ Deno.test("a locked database: an upload answers 503 and its file is not kept", a
   const site = await memorySite({}, { busyTimeoutMs: 50 });
   try {
     await site.store.ready();
-    const locker = new DatabaseSync(`${site.dir}/site.db`);
-    locker.exec("PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE");
-    let res: Response;
-    try {
-      res = await site.fetch(uploadRequest(["data"], "a.txt", "kept description"));
-    } finally {
-      locker.exec("ROLLBACK");
-      locker.close();
-    }
+    const res = await whileLocked(
+      site.dir,
+      () => site.fetch(uploadRequest(["data"], "a.txt", "kept description")),
+    );
     assert.equal(res.status, 503);
     const html = await res.text();
     assert.match(html, /was not kept/);
