@@ -5,35 +5,12 @@
 // nginx is a CI dependency (.ci/run installs it): this test never skips.
 import assert from "node:assert/strict";
 import { makeFullSiteFixture, spawnSite } from "./fixtures/site_fixture.ts";
-import { freePort, makeCert, rawFrom, waitForPort } from "./fixtures/prod_fixture.ts";
+import { freePort, makeCert, rawFrom } from "./fixtures/prod_fixture.ts";
+import { NGINX_CONF, nginxConfFor, runNginx } from "./fixtures/nginx_fixture.ts";
 
-const CONF = new URL("../nginx.conf", import.meta.url);
 const MiB = 1024 * 1024;
 /** client_max_body_size in nginx.conf: 25 MiB + the site's 64 KiB multipart slack. */
 const NGINX_BODY_CAP = 25 * MiB + 64 * 1024;
-
-/** nginx.conf with the documented substitutions; throws when one of them is not found. */
-export function nginxConfFor(
-  text: string,
-  v: { https: number; http: number; app: number; certDir: string; staticDir: string; prefix: string },
-): string {
-  const table: [string, string][] = [
-    ["listen 443 ssl;", `listen 127.0.0.1:${v.https} ssl;`],
-    ["listen [::]:443 ssl;", ""],
-    ["listen 80;", `listen 127.0.0.1:${v.http};`],
-    ["listen [::]:80;", ""],
-    ["server 127.0.0.1:8000;", `server 127.0.0.1:${v.app};`],
-    ["/etc/ssl/pier/", `${v.certDir}/`],
-    ["/srv/pier/static", v.staticDir],
-    ["/var/log/nginx/", `${v.prefix}/logs/`],
-    ["/var/lib/nginx/", `${v.prefix}/tmp/`],
-  ];
-  for (const [from, to] of table) {
-    if (!text.includes(from)) throw new Error(`nginx.conf no longer contains ${JSON.stringify(from)}`);
-    text = text.replaceAll(from, to);
-  }
-  return text;
-}
 
 Deno.test({
   name:
@@ -47,15 +24,13 @@ Deno.test({
     await Deno.chmod(siteDir, 0o755);
     await Deno.chmod(ngDir, 0o755);
     const cert = await makeCert(`${siteDir}/certs`);
-    await Deno.mkdir(`${ngDir}/logs`);
-    await Deno.mkdir(`${ngDir}/tmp`);
     // A big, unmistakable static file: nginx serves it; the app's log must not see it.
     await Deno.writeTextFile(`${siteDir}/static/only-nginx.txt`, "served by nginx\n".repeat(100));
 
     const site = await spawnSite(siteDir, ["--idle-timeout", "75s"]);
     const httpsPort = freePort();
     const httpPort = freePort();
-    const conf = nginxConfFor(await Deno.readTextFile(CONF), {
+    const conf = nginxConfFor(await Deno.readTextFile(NGINX_CONF), {
       https: httpsPort,
       http: httpPort,
       app: site.port,
@@ -63,31 +38,16 @@ Deno.test({
       staticDir: `${siteDir}/static`,
       prefix: ngDir,
     });
-    await Deno.writeTextFile(`${ngDir}/nginx.conf`, conf);
-    const nginx = new Deno.Command("nginx", {
-      args: [
-        "-p",
-        `${ngDir}/`,
-        "-e",
-        `${ngDir}/logs/error.log`,
-        "-c",
-        `${ngDir}/nginx.conf`,
-        "-g",
-        `daemon off; pid ${ngDir}/nginx.pid;`,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const nginxOut = nginx.output();
+    const nginx = await runNginx(ngDir, conf, httpsPort).catch(async (err) => {
+      await site.kill("SIGTERM");
+      await Deno.remove(ngDir, { recursive: true });
+      await Deno.remove(siteDir, { recursive: true });
+      throw err;
+    });
     const client = Deno.createHttpClient({ caCerts: [cert.pem] });
     const base = `https://localhost:${httpsPort}`;
     const appLog = () => site.output().split("\n").filter((l) => / (GET|POST|HEAD) \//.test(l));
     try {
-      await waitForPort(httpsPort).catch(async (err) => {
-        const errors = await Deno.readTextFile(`${ngDir}/logs/error.log`).catch(() => "");
-        throw new Error(`${err.message}\nnginx error.log:\n${errors}`);
-      });
-
       // 1. The home page, proxied: the app decided it is HTTPS (X-Forwarded-Proto), so HSTS and a
       // Secure __Host- cookie; nginx tells no version.
       const home = await fetch(`${base}/`, { client });
@@ -218,17 +178,7 @@ Deno.test({
       );
     } finally {
       client.close();
-      try {
-        nginx.kill("SIGQUIT"); // graceful stop, as `nginx -s quit`
-      } catch { /* already gone */ }
-      const stopped = await Promise.race([
-        nginxOut.then(() => true),
-        new Promise((r) => setTimeout(r, 5000)),
-      ]);
-      if (stopped !== true) {
-        nginx.kill("SIGKILL");
-        await nginxOut;
-      }
+      await nginx.stop();
       await site.kill("SIGTERM");
       await Deno.remove(ngDir, { recursive: true });
       await Deno.remove(siteDir, { recursive: true });
