@@ -209,16 +209,71 @@ ${report.memory.lines.join("\n")}
 }
 
 /**
- * Write the markdown to `path` and the chart beside it as benchmarks.svg.
+ * The cluster section's markers: `--only cluster` writes between them, and a run of the other scenarios
+ * rewrites the rest of the page but carries the section over, so neither run erases the other's figures.
+ */
+export const CLUSTER_BEGIN =
+  "<!-- cluster section: written by bench/run.ts --only cluster, kept by other runs -->";
+export const CLUSTER_END = "<!-- end of cluster section -->";
+
+/** The cluster section of a page (markers included), or "" when it has none. */
+export function clusterSection(text: string): string {
+  const begin = text.indexOf(CLUSTER_BEGIN);
+  const end = text.indexOf(CLUSTER_END);
+  return begin >= 0 && end > begin ? text.slice(begin, end + CLUSTER_END.length) + "\n" : "";
+}
+
+/**
+ * The page with its cluster section replaced by `section` (markers included), or `section` appended.
+ *
+ * @param text The page.
+ * @param section The new section.
+ * @returns The page.
+ */
+export function withClusterSection(text: string, section: string): string {
+  const old = clusterSection(text);
+  if (old) return text.replace(old, section);
+  return `${text.trimEnd()}\n\n${section}`;
+}
+
+async function readIfExists(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return "";
+    throw err;
+  }
+}
+
+/** Format a page as `deno task check` expects (prose wrapped at the configured width); figures untouched. */
+async function format(path: string): Promise<void> {
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", path], stdout: "null" }).output();
+}
+
+/**
+ * Write the markdown to `path` and the chart beside it as benchmarks.svg. A cluster section already in the
+ * page is kept, at the end.
  *
  * @returns The SVG's path.
  */
 export async function writeReport(path: string, report: Report): Promise<string> {
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
   const svgPath = `${dir}/benchmarks.svg`;
+  const kept = clusterSection(await readIfExists(path));
   await Deno.writeTextFile(svgPath, chartSvg(report));
-  await Deno.writeTextFile(path, markdown(report, "benchmarks.svg"));
-  // Format it as `deno task check` expects (prose wrapped at the configured width); figures are untouched.
-  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", path], stdout: "null" }).output();
+  const page = markdown(report, "benchmarks.svg");
+  await Deno.writeTextFile(path, kept ? withClusterSection(page, kept) : page);
+  await format(path);
   return svgPath;
+}
+
+/**
+ * Write the cluster section into the page at `path`, leaving the rest of it as it was.
+ *
+ * @param path The page (created if missing).
+ * @param section The section, markers included.
+ */
+export async function writeClusterSection(path: string, section: string): Promise<void> {
+  await Deno.writeTextFile(path, withClusterSection(await readIfExists(path), section));
+  await format(path);
 }

@@ -3,8 +3,11 @@
 // interleaved rounds so a busy machine slows every server alike; then the memory of 10,000 held keep-alive
 // connections. Prints one table of requests/s and server CPU time per request, with ratios to Pier.
 // Needs wrk; nginx for its static rows, Node.js for its plaintext rows (skipped with a note if missing).
-// Flags: --rounds N (3), --seconds S (5), --skip-memory, --only a,b (scenario ids, or "memory"),
-// --write docs/benchmarks.md (also writes benchmarks.svg beside it).
+// Then the `cluster` scenarios (bench/cluster.ts): the site through nginx in front of 1 and 3 instances
+// sharing PostgreSQL, when PIER_BENCH_POSTGRES_URL or PIER_TEST_POSTGRES_URL names a server.
+// Flags: --rounds N (3), --seconds S (5), --skip-memory, --only a,b (scenario ids, "memory" or "cluster"),
+// --write docs/benchmarks.md (also writes benchmarks.svg beside it; `--only cluster` writes only the
+// page's cluster section, and the other scenarios rewrite the page but keep that section).
 import {
   hasNginx,
   hasProgram,
@@ -20,7 +23,15 @@ import {
 } from "./_harness.ts";
 import { measureConnectionMemory } from "./conn_memory.ts";
 import { ROUTED_PATH } from "./servers/routed.ts";
-import { type Report, type Row, writeReport } from "./_report.ts";
+import { type Report, type Row, writeClusterSection, writeReport } from "./_report.ts";
+import {
+  CLUSTER_DB_VARS,
+  clusterDatabaseUrl,
+  clusterMarkdown,
+  type ClusterReport,
+  clusterTable,
+  runCluster,
+} from "./cluster.ts";
 
 const args = Deno.args;
 const option = (name: string) => {
@@ -51,7 +62,7 @@ const SCENARIOS: Scenario[] = [
   { id: "static-4k", label: "static file, 4 KiB", app: "static", path: "/4k.bin" },
   { id: "static-1m", label: "static file, 1 MiB", app: "static", path: "/1m.bin" },
 ];
-const known = [...SCENARIOS.map((s) => s.id), "memory"];
+const known = [...SCENARIOS.map((s) => s.id), "memory", "cluster"];
 for (const id of ONLY ?? []) {
   if (!known.includes(id)) {
     console.error(`--only ${id}: unknown; one or more of ${known.join(", ")}, comma-separated`);
@@ -60,6 +71,16 @@ for (const id of ONLY ?? []) {
 }
 const selected = SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.id));
 const runMemory = !args.includes("--skip-memory") && (!ONLY || ONLY.includes("memory"));
+/** The single-server scenarios or the memory figure: the page's main table (writeReport). */
+const runMain = selected.length > 0 || runMemory;
+const CLUSTER_DB = clusterDatabaseUrl();
+const runClusterScenarios = (!ONLY || ONLY.includes("cluster")) && CLUSTER_DB !== null;
+if (ONLY?.includes("cluster") && CLUSTER_DB === null) {
+  console.error(
+    `--only cluster needs PostgreSQL: set ${CLUSTER_DB_VARS.join(" or ")} to a role with CREATEDB`,
+  );
+  Deno.exit(1);
+}
 
 if (!(await hasProgram("sh", ["-c", "command -v wrk"]))) {
   console.error("wrk is not installed (Debian: apt-get install wrk)");
@@ -70,6 +91,13 @@ const HAS_NGINX = await hasNginx();
 const notes: string[] = [];
 if (!HAS_NODE) notes.push("Node.js not installed: its plaintext rows are skipped.");
 if (!HAS_NGINX) notes.push("nginx not installed: its static-file rows are skipped.");
+if (!ONLY && CLUSTER_DB === null) {
+  console.log(`cluster scenarios skipped: set ${CLUSTER_DB_VARS.join(" or ")} to run them.`);
+}
+if (runClusterScenarios && !HAS_NGINX) {
+  console.error("the cluster scenarios need nginx (Debian: apt-get install nginx)");
+  Deno.exit(1);
+}
 
 /** A server that can run an app; null when it cannot (Node.js runs only the plaintext answer). */
 interface Contender {
@@ -121,7 +149,8 @@ const header = [
   `Deno ${Deno.version.deno}, ${before.cores} cores (${before.cpu}), ${before.memGiB.toFixed(1)} GiB, ` +
   `load average ${before.load} at start`,
 ];
-console.log(header.join("\n"));
+// The single-server scenarios' setup; the cluster scenarios print their own.
+if (runMain) console.log(header.join("\n"));
 for (const n of notes) console.log(n);
 console.log();
 
@@ -225,13 +254,15 @@ for (const r of rows) {
 const rounds = rows.map((r) =>
   `  ${r.scenario} | ${r.server}: ${r.rounds.map((x) => Math.round(x)).join(", ")}`
 );
-console.log(table.join("\n"));
-console.log(
-  "\nreq/s and CPU: medians over the rounds; vs Pier: that server's figure over Pier's (req/s above 1: faster" +
-    " than Pier; CPU above 1: more CPU per request than Pier).",
-);
-console.log("\nrounds (req/s):\n" + rounds.join("\n"));
-if (errorNotes.length) console.log("\nerrors, as wrk reported them:\n" + errorNotes.join("\n"));
+if (selected.length > 0) {
+  console.log(table.join("\n"));
+  console.log(
+    "\nreq/s and CPU: medians over the rounds; vs Pier: that server's figure over Pier's (req/s above 1: faster" +
+      " than Pier; CPU above 1: more CPU per request than Pier).",
+  );
+  console.log("\nrounds (req/s):\n" + rounds.join("\n"));
+  if (errorNotes.length) console.log("\nerrors, as wrk reported them:\n" + errorNotes.join("\n"));
+}
 
 let memory: Report["memory"] = null;
 if (runMemory) {
@@ -250,10 +281,28 @@ if (runMemory) {
   memory = { lines: memLines, perConnKiB: mem.map((m) => ({ name: m.name, kib: m.perConnKiB })) };
 }
 
+let cluster: ClusterReport | null = null;
+if (runClusterScenarios) {
+  console.log(
+    "\nSeveral instances behind nginx (HTTPS), sharing PostgreSQL: 1 and 3 instances, interleaved:",
+  );
+  cluster = await runCluster({
+    adminUrl: CLUSTER_DB!,
+    rounds: ROUNDS,
+    seconds: SECONDS,
+    command: `bench/run.ts ${args.join(" ")}`.trim(),
+  });
+  console.log("\n" + clusterTable(cluster).join("\n"));
+}
+
 const after = await machineInfo();
 console.log(`\nload average ${after.load} at the end`);
 
-if (WRITE) {
+if (WRITE && cluster) {
+  await writeClusterSection(WRITE, clusterMarkdown(cluster));
+  console.log(`wrote the cluster section of ${WRITE}`);
+}
+if (WRITE && runMain) {
   const nginxVersion = HAS_NGINX
     ? new TextDecoder().decode(
       (await new Deno.Command("nginx", { args: ["-v"], stderr: "piped" }).output()).stderr,
