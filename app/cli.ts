@@ -15,6 +15,18 @@ export interface SiteConfig {
   maxUploadBytes: number;
   /** Folder for the database and uploads. Default `data` (the start task may write there and nowhere else). */
   dataDir: string;
+  /**
+   * `--database postgres://...`: PostgreSQL instead of SQLite in `dataDir`. Null: the `DATABASE_URL`
+   * variable decides (app/database.ts), and without it SQLite.
+   */
+  database: string | null;
+  /** `--database-pool N`: PostgreSQL connections per instance. Default: app/postgres_store.ts's 10. */
+  databasePool: number | null;
+  /**
+   * `--uploads DIR`: where uploaded files go, a volume every instance shares. Null: `dataDir/uploads`.
+   * Outside `data/` the start task's permissions must be widened to it (main.ts says how).
+   */
+  uploadDir: string | null;
   /** No access log. */
   quiet: boolean;
   /** Development mode: templates reload when edited, a missing template value throws. */
@@ -34,6 +46,22 @@ export interface SiteConfig {
    * than throws when an unstable API is used without its flag, so the site cannot probe for them.
    */
   workers: number;
+}
+
+/**
+ * Where uploaded files go: `--uploads DIR`, else `uploads` in the data folder.
+ *
+ * @param config The parsed flags.
+ * @returns The folder.
+ *
+ * @example
+ * ```ts
+ * import { parseSiteArgs, uploadDirOf } from "./cli.ts";
+ * console.log(uploadDirOf(parseSiteArgs([]))); // "data/uploads"
+ * ```
+ */
+export function uploadDirOf(config: SiteConfig): string {
+  return config.uploadDir ?? `${config.dataDir}/uploads`;
 }
 
 /** 75 s: nginx's upstream keepalive_timeout (60 s) plus a margin, see nginx.conf. */
@@ -123,6 +151,35 @@ export function parseSize(text: string): number {
   return bytes;
 }
 
+/** The largest `--database-pool` (app/postgres_store.ts's MAX_POOL_SIZE; not imported, this file touches nothing). */
+const MAX_DATABASE_POOL = 100;
+
+/**
+ * Check a `--database` value's shape (a PostgreSQL URL), so a typo fails before anything starts.
+ *
+ * @param value The flag's value.
+ * @returns The URL, as given.
+ * @throws {TypeError} When it is not a `postgres://` or `postgresql://` URL.
+ *
+ * @example
+ * ```ts
+ * import { parseDatabaseUrl } from "./cli.ts";
+ * console.log(parseDatabaseUrl("postgres://pier:pw@127.0.0.1:5432/pier")); // the same URL
+ * ```
+ */
+export function parseDatabaseUrl(value: string): string {
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    // reported below, without echoing the value: it may hold a password
+  }
+  if (!url || (url.protocol !== "postgres:" && url.protocol !== "postgresql:")) {
+    throw new TypeError("--database takes a PostgreSQL URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE");
+  }
+  return value;
+}
+
 /** Flags that take a value, and flags that do not. */
 const VALUE_FLAGS = new Set([
   "--host",
@@ -135,6 +192,9 @@ const VALUE_FLAGS = new Set([
   "--http-redirect-port",
   "--trusted-proxy",
   "--workers",
+  "--database",
+  "--database-pool",
+  "--uploads",
 ]);
 const BOOLEAN_FLAGS = new Set(["--quiet", "-q", "--dev"]);
 
@@ -167,7 +227,8 @@ function pairs(
 
 /**
  * Parse the site's flags: `--host`, `--port`, `--cert FILE --key FILE`, `--max-upload SIZE`, `--data DIR`,
- * `--quiet`, `--dev`, `--idle-timeout 75s`, `--http-redirect-port N`, `--trusted-proxy ADDR[,ADDR]`, `--workers N|auto`.
+ * `--quiet`, `--dev`, `--idle-timeout 75s`, `--http-redirect-port N`, `--trusted-proxy ADDR[,ADDR]`, `--workers N|auto`,
+ * `--database URL`, `--database-pool N`, `--uploads DIR`.
  *
  * @param args The arguments (`Deno.args`).
  * @returns The configuration, defaults filled in.
@@ -188,6 +249,9 @@ export function parseSiteArgs(args: readonly string[]): SiteConfig {
     key: null,
     maxUploadBytes: parseSize(DEFAULT_MAX_UPLOAD),
     dataDir: "data",
+    database: null,
+    databasePool: null,
+    uploadDir: null,
     quiet: false,
     dev: false,
     idleTimeoutMs: parseDuration(DEFAULT_IDLE_TIMEOUT),
@@ -243,6 +307,20 @@ export function parseSiteArgs(args: readonly string[]): SiteConfig {
       case "--data":
         config.dataDir = value.replace(/\/+$/, "") || "/";
         break;
+      case "--database":
+        config.database = parseDatabaseUrl(value);
+        break;
+      case "--database-pool": {
+        const n = /^\d{1,3}$/.test(value) ? Number(value) : NaN;
+        if (!(n >= 1 && n <= MAX_DATABASE_POOL)) {
+          throw new TypeError(`Bad --database-pool: ${JSON.stringify(value)} (1 to ${MAX_DATABASE_POOL})`);
+        }
+        config.databasePool = n;
+        break;
+      }
+      case "--uploads":
+        config.uploadDir = value.replace(/\/+$/, "") || "/";
+        break;
       case "--quiet":
       case "-q":
         config.quiet = true;
@@ -267,6 +345,8 @@ export interface MessagesConfig {
   json: boolean;
   /** Folder holding `site.db`. Default `data`. */
   dataDir: string;
+  /** `--database postgres://...`: read PostgreSQL instead (null or absent: `DATABASE_URL`, else SQLite). */
+  database?: string | null;
   /** The most messages to print, newest first. Default: all (up to 1,000,000). */
   limit: number;
 }
@@ -275,7 +355,7 @@ export interface MessagesConfig {
 export const MESSAGES_MAX_LIMIT = 1_000_000;
 
 /**
- * Parse the flags of `deno task messages`: `--json`, `--data DIR`, `--limit N`.
+ * Parse the flags of `deno task messages`: `--json`, `--data DIR`, `--limit N`, `--database URL`.
  *
  * @param args The arguments.
  * @returns The options.
@@ -288,9 +368,12 @@ export const MESSAGES_MAX_LIMIT = 1_000_000;
  * ```
  */
 export function parseMessagesArgs(args: readonly string[]): MessagesConfig {
-  const config: MessagesConfig = { json: false, dataDir: "data", limit: MESSAGES_MAX_LIMIT };
-  for (const [flag, value] of pairs(args, new Set(["--data", "--limit"]), new Set(["--json"]))) {
+  const config: MessagesConfig = { json: false, dataDir: "data", database: null, limit: MESSAGES_MAX_LIMIT };
+  for (
+    const [flag, value] of pairs(args, new Set(["--data", "--limit", "--database"]), new Set(["--json"]))
+  ) {
     if (flag === "--json") config.json = true;
+    else if (flag === "--database") config.database = parseDatabaseUrl(value);
     else if (flag === "--data") config.dataDir = value.replace(/\/+$/, "") || "/";
     else {
       const n = /^\d+$/.test(value) ? Number(value) : NaN;

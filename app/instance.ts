@@ -2,7 +2,7 @@
 // single-process start (app/main.ts) and each `--workers` Worker (app/server_worker.ts) run exactly this, so
 // both behave the same. It owns no signals and no store lifetime.
 import { type PierServer, type Refusal, serve } from "../mod.ts";
-import type { SiteConfig } from "./cli.ts";
+import { type SiteConfig, uploadDirOf } from "./cli.ts";
 import { createSite, type SiteStore, UPLOAD_SLACK_BYTES } from "./site.ts";
 
 /**
@@ -40,7 +40,7 @@ export interface InstanceOptions {
 export function startInstance(config: SiteConfig, options: InstanceOptions): PierServer {
   const site = createSite({
     store: options.store,
-    uploadDir: `${config.dataDir}/uploads`,
+    uploadDir: uploadDirOf(config),
     maxUploadBytes: config.maxUploadBytes,
     accessLog: config.quiet ? null : console.log,
     dev: config.dev,

@@ -2,9 +2,10 @@
 // serve the site (app/site.ts) over HTTP or HTTPS, and stop gracefully on SIGINT/SIGTERM: in-flight requests
 // finish, then the database closes. It must run with the start task's scoped permissions and need no more.
 import { serve } from "../mod.ts";
-import { parseSiteArgs, type SiteConfig } from "./cli.ts";
+import { parseSiteArgs, type SiteConfig, uploadDirOf } from "./cli.ts";
+import { databaseUrl, openStore } from "./database.ts";
 import { startInstance } from "./instance.ts";
-import { Store } from "./store.ts";
+import type { StoreBackend } from "./store.ts";
 import { canStartWorkers, startWorkers, type WorkerPool } from "./workers.ts";
 
 let config: SiteConfig;
@@ -15,7 +16,7 @@ try {
   console.error(
     "usage: deno task start [--host H] [--port P] [--cert FILE --key FILE] [--max-upload 25MB] " +
       "[--data DIR] [--quiet] [--dev] [--idle-timeout 75s] [--http-redirect-port N] [--trusted-proxy ADDR] " +
-      "[--workers N]",
+      "[--workers N] [--database postgres://...] [--database-pool N] [--uploads DIR]",
   );
   Deno.exit(2);
 }
@@ -34,7 +35,24 @@ const tls = config.cert !== null && config.key !== null
   ? { cert: await readPem("--cert", config.cert), key: await readPem("--key", config.key) }
   : {};
 
-const uploadDir = `${config.dataDir}/uploads`;
+const uploadDir = uploadDirOf(config);
+// The start task may read and write data/ only. A shared upload volume elsewhere needs both permissions
+// widened to it; say exactly which, rather than fail on the first upload.
+if (config.uploadDir !== null) {
+  const denied = (["read", "write"] as const).filter((name) =>
+    Deno.permissions.querySync({ name, path: uploadDir }).state !== "granted"
+  );
+  if (denied.length > 0) {
+    console.error(
+      `pier site: --uploads ${uploadDir} needs ${
+        denied.map((d) => `--allow-${d}`).join(" and ")
+      } on it, which ` +
+        `the start task does not give: run deno run --allow-net --allow-env=DATABASE_URL,PGAPPNAME ` +
+        `--allow-read=static,templates,data,certs,${uploadDir} --allow-write=data,${uploadDir} app/main.ts ...`,
+    );
+    Deno.exit(2);
+  }
+}
 try {
   await Deno.mkdir(uploadDir, { recursive: true });
 } catch (err) {
@@ -42,7 +60,21 @@ try {
   Deno.exit(2);
 }
 
-const store = new Store(`${config.dataDir}/site.db`);
+// PostgreSQL when --database or DATABASE_URL names one (several instances can share it), else SQLite in data/.
+let store: StoreBackend;
+try {
+  const opened = openStore({
+    database: databaseUrl(config.database),
+    dataDir: config.dataDir,
+    poolSize: config.databasePool,
+  });
+  store = opened.store;
+  if (opened.description.startsWith("PostgreSQL")) console.log(`Database: ${opened.description}`);
+} catch (err) {
+  // A malformed DATABASE_URL, or an environment read the driver needs and the permissions refuse.
+  console.error(`pier site: ${(err as Error).message}`);
+  Deno.exit(2);
+}
 // Open now to report a broken database at startup; the site still serves, with 503 pages where it needs it.
 store.ready().catch((err) => console.warn(`[store] database not available at startup: ${err.message}`));
 
@@ -127,5 +159,6 @@ await stopRequested;
 await Promise.all([finished, redirect?.finished]);
 Deno.removeSignalListener("SIGINT", stop);
 Deno.removeSignalListener("SIGTERM", stop);
-// Every request has been answered, so no write is in flight: close the database (checkpointing the WAL).
+// Every request has been answered, so no write is in flight: close the database (checkpointing SQLite's WAL,
+// ending PostgreSQL's connections).
 await store.close();

@@ -1,8 +1,10 @@
 // `deno task messages`: print the site's contact messages, newest first, for its owner; `--json` for one JSON
-// object per line. It reads: it must never create a database where there was none (an older schema is
-// migrated on open, as the site would do).
+// object per line, from SQLite in the data folder or from PostgreSQL (`--database URL` or `DATABASE_URL`). It
+// reads: it must never create a SQLite database where there was none (an older schema is migrated on open, as
+// the site would do).
 import { type MessagesConfig, parseMessagesArgs } from "./cli.ts";
-import { type Message, Store } from "./store.ts";
+import { databaseUrl, openStore } from "./database.ts";
+import type { Message } from "./store.ts";
 
 /**
  * One message as the readable listing shows it: a header line, then the text indented.
@@ -29,31 +31,35 @@ export function formatMessage(message: Message): string {
 }
 
 /**
- * Print the messages of the database in `config.dataDir`.
+ * Print the messages of the site's database: PostgreSQL when `config.database` (or `DATABASE_URL`) names
+ * one, else the SQLite file in `config.dataDir`.
  *
- * @param config Output format, data folder and limit.
+ * @param config Output format, database or data folder, and limit.
  * @param write Where lines go. Default `console.log`.
  * @returns How many messages were printed.
  *
  * @example
  * ```ts ignore
  * import { printMessages } from "./messages.ts";
- * await printMessages({ json: true, dataDir: "data", limit: 10 });
+ * await printMessages({ json: true, dataDir: "data", database: null, limit: 10 });
  * ```
  */
 export async function printMessages(
   config: MessagesConfig,
   write: (line: string) => void = console.log,
 ): Promise<number> {
-  const path = `${config.dataDir}/site.db`;
-  try {
-    await Deno.stat(path);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-    if (!config.json) write(`No messages yet (no database at ${path}).`);
-    return 0;
+  const database = databaseUrl(config.database ?? null);
+  if (database === null) {
+    const path = `${config.dataDir}/site.db`;
+    try {
+      await Deno.stat(path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      if (!config.json) write(`No messages yet (no database at ${path}).`);
+      return 0;
+    }
   }
-  const store = new Store(path);
+  const { store } = openStore({ database, dataDir: config.dataDir, poolSize: 1 });
   try {
     const messages = await store.listMessages(config.limit);
     for (const m of messages) write(config.json ? JSON.stringify(m) : formatMessage(m));
@@ -70,7 +76,7 @@ if (import.meta.main) {
     config = parseMessagesArgs(Deno.args);
   } catch (err) {
     console.error(`messages: ${(err as Error).message}`);
-    console.error("usage: deno task messages [--json] [--data DIR] [--limit N]");
+    console.error("usage: deno task messages [--json] [--data DIR] [--limit N] [--database postgres://...]");
     Deno.exit(2);
   }
   try {

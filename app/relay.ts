@@ -1,9 +1,9 @@
-// The store across threads, for `--workers`: the main thread owns the one Store (and so the one database
-// Worker); each server Worker gets a MessagePort and a StoreRelay that forwards the site's calls over it.
+// The store across threads, for `--workers`: the main thread owns the one store (SQLite's database Worker, or
+// the PostgreSQL pool); each server Worker gets a MessagePort and a StoreRelay that forwards the site's calls.
 // It owns only the message protocol; it must never run SQL or decide anything about the data.
 import type { SessionData } from "../mod.ts";
 import type { SiteStore } from "./site.ts";
-import { type NewMessage, type NewUpload, sessionStoreOver, type Store, StoreError } from "./store.ts";
+import { type NewMessage, type NewUpload, sessionStoreOver, type StoreBackend, StoreError } from "./store.ts";
 
 /** The Store calls a server Worker may make. */
 type RelayOp =
@@ -13,6 +13,8 @@ type RelayOp =
   | "sessionPrune"
   | "addMessage"
   | "addUpload"
+  | "countVisit"
+  | "visitCount"
   | "schemaVersion";
 
 interface RelayRequest {
@@ -28,7 +30,7 @@ type RelayReply =
 /**
  * Answer a server Worker's store calls on `port` with the real `store` (main thread side).
  *
- * @param store The one Store of the process.
+ * @param store The one store of the process.
  * @param port This side of the Worker's channel.
  *
  * @example
@@ -38,7 +40,7 @@ type RelayReply =
  * worker.postMessage({ storePort: channel.port2 }, [channel.port2]);
  * ```
  */
-export function serveStoreRelay(store: Store, port: MessagePort): void {
+export function serveStoreRelay(store: StoreBackend, port: MessagePort): void {
   const ops: Record<RelayOp, (...args: never[]) => Promise<unknown>> = {
     sessionGet: (id: string) => store.sessions.get(id),
     sessionSet: (id: string, data: SessionData, expiresAt: number) => store.sessions.set(id, data, expiresAt),
@@ -46,6 +48,9 @@ export function serveStoreRelay(store: Store, port: MessagePort): void {
     sessionPrune: (now: number) => store.sessions.prune!(now),
     addMessage: (m: NewMessage) => store.addMessage(m),
     addUpload: (u: NewUpload) => store.addUpload(u),
+    countVisit: (id: string, createdAt: number, expiresAt: number) =>
+      store.countVisit(id, createdAt, expiresAt),
+    visitCount: (id: string) => store.visitCount(id),
     schemaVersion: () => store.schemaVersion(),
   };
   port.onmessage = async (event: MessageEvent<RelayRequest>) => {
@@ -100,6 +105,16 @@ export class StoreRelay implements SiteStore {
   /** @inheritdoc */
   addUpload(upload: NewUpload): Promise<number> {
     return this.#call("addUpload", [upload]) as Promise<number>;
+  }
+
+  /** @inheritdoc */
+  countVisit(sessionId: string, createdAt: number, expiresAt: number): Promise<number> {
+    return this.#call("countVisit", [sessionId, createdAt, expiresAt]) as Promise<number>;
+  }
+
+  /** @inheritdoc */
+  visitCount(sessionId: string): Promise<number> {
+    return this.#call("visitCount", [sessionId]) as Promise<number>;
   }
 
   /** @inheritdoc */

@@ -7,6 +7,7 @@ import {
   type Context,
   crossOriginProtection,
   decodePathOnce,
+  DEFAULT_IDLE_TIMEOUT_MS,
   HttpError,
   type Middleware,
   parseUrlEncoded,
@@ -21,7 +22,7 @@ import {
   Templates,
   type UploadedFile,
 } from "../mod.ts";
-import { type Store, StoreError } from "./store.ts";
+import { type StoreBackend, StoreError } from "./store.ts";
 
 /** The placeholder in static/index.html that becomes the visitor's own visit count. */
 export const VISIT_COUNT_PLACEHOLDER = "{{VISIT_COUNT}}";
@@ -54,6 +55,13 @@ const UPLOAD_MAX_FIELDS = 8;
 /** A description at its limit is at most 2 KB of UTF-8; 8 KiB leaves room and still bounds memory. */
 const UPLOAD_MAX_FIELD_BYTES = 8 * 1024;
 
+/**
+ * Uploads are written into this folder inside the upload folder, then renamed into the upload folder once
+ * complete: on a shared volume, another instance, a backup or a virus scanner never sees a partial file
+ * under a final name, and a rename within one folder tree is atomic on one filesystem.
+ */
+export const INCOMING_DIR = ".incoming";
+
 /** `/healthz` waits this long for the database Worker: under a proxy's usual check timeout. */
 export const HEALTH_TIMEOUT_MS = 2_000;
 
@@ -70,16 +78,22 @@ const EMAIL_RE = /^[^\s@]{1,64}@[^\s@.]+(?:\.[^\s@.]+)+$/;
 const SESSION_PATHS: ReadonlySet<string> = new Set(["/", "/index.html", "/contact", "/upload"]);
 
 /**
- * What the site needs of the database: a {@link Store}, or a relay to one in another thread (app/relay.ts,
- * used by `--workers`).
+ * What the site needs of the database: a store (SQLite's `Store`, `PostgresStore`), or a relay to one in
+ * another thread (app/relay.ts, used by `--workers`).
  */
-export type SiteStore = Pick<Store, "sessions" | "addMessage" | "addUpload" | "schemaVersion">;
+export type SiteStore = Pick<
+  StoreBackend,
+  "sessions" | "addMessage" | "addUpload" | "schemaVersion" | "countVisit" | "visitCount"
+>;
 
 /** Options for {@link createSite}. */
 export interface SiteOptions {
   /** The database. */
   store: SiteStore;
-  /** Where uploaded files go (inside the data folder, which the start task may write). */
+  /**
+   * Where uploaded files go (`data/uploads`, or a volume every instance shares). They are written into its
+   * {@link INCOMING_DIR} subfolder first and renamed into it when complete.
+   */
   uploadDir: string;
   /** The largest uploaded file, in bytes. */
   maxUploadBytes: number;
@@ -214,7 +228,8 @@ function sessionIdOf(ctx: Context): string | null {
  * the session fails, the page still runs without one (`ctx.state.storeError` says why), so a contact form
  * can show what was typed; when saving it after the page fails, the page's answer is kept and the failure
  * logged (a committed message must still be acknowledged), unless the page said its answer depends on the
- * save (`ctx.state.sessionMustSave`: the home page's visit count), which then becomes a 503.
+ * save (`ctx.state.sessionMustSave`: a new visitor's home page, whose count goes on only with the cookie),
+ * which then becomes a 503.
  */
 function siteSessions(store: SiteStore, options: Omit<SessionOptions, "store">): Middleware {
   const inner = sessions({ ...options, store: store.sessions });
@@ -286,6 +301,9 @@ export function createSite(options: SiteOptions): Router {
   const files = staticFiles(staticDir);
   const homePage = new HomePage(`${staticDir}/index.html`);
   const accessLogSink = options.accessLog === undefined ? console.log : options.accessLog;
+  const incomingDir = `${uploadDir}/${INCOMING_DIR}`;
+  const clock = options.sessionOptions?.now ?? Date.now;
+  const sessionIdleMs = options.sessionOptions?.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const maxUploadText = formatBytes(maxUploadBytes);
   const warnedTemplates = new Set<string>();
 
@@ -381,12 +399,22 @@ export function createSite(options: SiteOptions): Router {
     if (!parts) return await notFoundPage(ctx);
     const session = sessionOf(ctx);
     if (!session) throw ctx.state.storeError ?? new StoreError("No session", "NO_SESSION");
-    const previous = Number(session.get("visits") ?? 0);
-    let count = Number.isSafeInteger(previous) && previous >= 0 ? previous : 0;
-    // A HEAD is not a visit: it shows what a GET would, without counting.
+    let count: number;
     if (request.method === "GET") {
-      session.set("visits", ++count);
-      ctx.state.sessionMustSave = true; // a count that was not stored would be a lie
+      // Counted in the database, in one statement: two requests of one visitor on two instances at once
+      // each add one (reading the count from the session and writing it back would lose one of them).
+      // A new visitor's id is already the one the cookie will carry, so their first visit is 1.
+      const now = clock();
+      count = await store.countVisit(session.id, now, now + sessionIdleMs);
+      if (session.isNew) {
+        // A session is saved, and its cookie sent, only once it holds a value: without the cookie the
+        // next visit would start again at 1, so the page must not claim this one counted (503 instead).
+        session.set("firstVisitAt", now);
+        ctx.state.sessionMustSave = true;
+      }
+    } else {
+      // A HEAD is not a visit: it shows what a GET would, without counting.
+      count = session.isNew ? 0 : await store.visitCount(session.id);
     }
     return htmlResponse(parts.join(String(Math.max(count, 1))));
   };
@@ -476,8 +504,10 @@ export function createSite(options: SiteOptions): Router {
     let files: UploadedFile[];
     let fields: URLSearchParams;
     try {
+      // Made on each upload (one cheap call): a shared volume's folder may have been cleaned meanwhile.
+      await Deno.mkdir(incomingDir, { recursive: true });
       ({ files, fields } = await readMultipart(request, {
-        uploadDir,
+        uploadDir: incomingDir,
         maxFileBytes: maxUploadBytes,
         maxTotalBytes: maxUploadBytes + UPLOAD_SLACK_BYTES,
         maxFiles: UPLOAD_MAX_FILES,
@@ -507,6 +537,9 @@ export function createSite(options: SiteOptions): Router {
       if (file) await Deno.remove(file.path).catch(() => {});
       return await uploadForm({ error, description }, { status: 422 });
     }
+    // Complete: now it gets its final name (the same random UUID, so instances never collide).
+    const storedPath = `${uploadDir}/${basename(file.path)}`;
+    await Deno.rename(file.path, storedPath);
     const record = {
       storedName: basename(file.path),
       originalName: file.filename,
@@ -523,7 +556,7 @@ export function createSite(options: SiteOptions): Router {
       id = await store.addUpload(record);
     } catch (err) {
       // Not recorded means not kept: a file the database does not know about would never be found again.
-      await Deno.remove(file.path).catch(() => {});
+      await Deno.remove(storedPath).catch(() => {});
       if (!(err instanceof StoreError)) throw err;
       unavailable(err, request, ctx);
       return await uploadForm({

@@ -1,7 +1,9 @@
-// The site's storage: sessions, contact messages and uploads in one SQLite database, behind an async API.
-// It owns the database Worker (start, restart after a crash, stop); it must never run SQL on the event
-// loop, and never report a write as done before the Worker answered that it committed.
+// The site's storage: the interface every store answers (sessions, contact messages, uploads, visit counts),
+// and its embedded default, one SQLite database behind an async API. It owns the database Worker (start,
+// restart after a crash, stop); it must never run SQL on the event loop, and never report a write as done
+// before the Worker answered that it committed. The PostgreSQL store is app/postgres_store.ts.
 import type { SessionData, SessionStore, StoredSession } from "../mod.ts";
+import { MIGRATIONS } from "./migrations.ts";
 import { type StoreOp, type StoreReply, storeWorkerSource } from "./store_worker.ts";
 
 /**
@@ -131,22 +133,47 @@ interface Pending {
 }
 
 /**
- * The site's database, run in a Worker. Every method is async and settles only when the Worker answered:
- * a resolved `addMessage` means the row is committed. The database opens on first use and again after a
- * failure, so a server started with a broken or locked file still serves its static pages and answers
- * the database ones with 503 until the file is fixed. A crashed or stuck Worker is replaced on the next call.
+ * What the site keeps, whichever database keeps it: {@link Store} (SQLite, the default) and `PostgresStore`
+ * (app/postgres_store.ts) both answer it. Every method is async and settles only when the database answered:
+ * a resolved write is committed. Every database failure is a {@link StoreError}.
  *
  * @example
  * ```ts
- * import { Store } from "./store.ts";
+ * import { Store, type StoreBackend } from "./store.ts";
  * const dir = await Deno.makeTempDir();
- * const store = new Store(`${dir}/site.db`);
- * await store.addMessage({ name: "Ada", email: "ada@example.com", message: "Hi", clientAddr: "127.0.0.1", sessionId: null });
- * console.log((await store.listMessages())[0].name); // "Ada"
+ * const store: StoreBackend = new Store(`${dir}/site.db`);
+ * console.log(await store.countVisit(crypto.randomUUID(), Date.now(), Date.now() + 60_000)); // 1
  * await store.close();
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
+export interface StoreBackend {
+  /** Sessions, for the framework's `sessions()` middleware. Saving one never changes its visit count. */
+  readonly sessions: SessionStore;
+  /** Open and migrate now, to report a problem at startup (it would happen on first use anyway). */
+  ready(): Promise<void>;
+  /** The schema version after migrations (the number of app/migrations.ts entries applied). */
+  schemaVersion(): Promise<number>;
+  /** Store a contact message; resolves with its id once committed. */
+  addMessage(message: NewMessage): Promise<number>;
+  /** Contact messages, newest first, at most `limit`. */
+  listMessages(limit?: number): Promise<Message[]>;
+  /** Record an upload; resolves with its id once committed. */
+  addUpload(upload: NewUpload): Promise<number>;
+  /** Uploads, newest first, at most `limit`. */
+  listUploads(limit?: number): Promise<Upload[]>;
+  /**
+   * Count one visit of session `sessionId` in the database itself (an upsert that increments), so visits
+   * to several instances at once are never lost: the row is created at 1 with `createdAt` and `expiresAt`
+   * when missing (the session save that follows fills in the rest).
+   */
+  countVisit(sessionId: string, createdAt: number, expiresAt: number): Promise<number>;
+  /** The visits counted for `sessionId` so far (0 for none), without counting one. */
+  visitCount(sessionId: string): Promise<number>;
+  /** Finish with the database. Calls after this fail with `CLOSED`. */
+  close(): Promise<void>;
+}
+
 /** The session operations a store answers, by name. */
 export type SessionOp = "sessionGet" | "sessionSet" | "sessionDestroy" | "sessionPrune";
 
@@ -167,7 +194,24 @@ export function sessionStoreOver(call: (op: SessionOp, args: unknown[]) => Promi
   };
 }
 
-export class Store {
+/**
+ * The site's database, run in a Worker. Every method is async and settles only when the Worker answered:
+ * a resolved `addMessage` means the row is committed. The database opens on first use and again after a
+ * failure, so a server started with a broken or locked file still serves its static pages and answers
+ * the database ones with 503 until the file is fixed. A crashed or stuck Worker is replaced on the next call.
+ *
+ * @example
+ * ```ts
+ * import { Store } from "./store.ts";
+ * const dir = await Deno.makeTempDir();
+ * const store = new Store(`${dir}/site.db`);
+ * await store.addMessage({ name: "Ada", email: "ada@example.com", message: "Hi", clientAddr: "127.0.0.1", sessionId: null });
+ * console.log((await store.listMessages())[0].name); // "Ada"
+ * await store.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class Store implements StoreBackend {
   /** The database file. */
   readonly path: string;
   /** Sessions in this database, for the framework's `sessions()` middleware. */
@@ -258,6 +302,29 @@ export class Store {
   }
 
   /**
+   * Count one visit of a session, in one upsert (see {@link StoreBackend.countVisit}).
+   *
+   * @param sessionId The session id.
+   * @param createdAt The session's start, for a row that does not exist yet (ms since the epoch).
+   * @param expiresAt Its expiry, for a row that does not exist yet.
+   * @returns The session's visit count, this visit included.
+   * @throws {StoreError} When the database fails.
+   */
+  countVisit(sessionId: string, createdAt: number, expiresAt: number): Promise<number> {
+    return this.#call("countVisit", [sessionId, createdAt, expiresAt]) as Promise<number>;
+  }
+
+  /**
+   * The visits counted for a session, without counting one (a HEAD of the home page).
+   *
+   * @param sessionId The session id.
+   * @returns The count, 0 for an unknown session.
+   */
+  visitCount(sessionId: string): Promise<number> {
+    return this.#call("visitCount", [sessionId]) as Promise<number>;
+  }
+
+  /**
    * Close the database (checkpointing the WAL) and stop the Worker. Calls after this fail with `CLOSED`.
    *
    * @returns When the Worker is gone.
@@ -278,7 +345,12 @@ export class Store {
   async #call(op: StoreOp, args: unknown[]): Promise<unknown> {
     if (this.#closed) throw new StoreError("The store is closed", "CLOSED");
     if (!this.#opened) {
-      const opening = this.#send("open", [this.path, this.#busyTimeoutMs, this.#maxDatabaseBytes]).then(
+      const opening = this.#send("open", [
+        this.path,
+        this.#busyTimeoutMs,
+        this.#maxDatabaseBytes,
+        MIGRATIONS.map((m) => m.sqlite),
+      ]).then(
         () => {},
       );
       this.#opened = opening;

@@ -35,15 +35,17 @@ export type StoreOp =
   | "listMessages"
   | "addUpload"
   | "listUploads"
+  | "countVisit"
+  | "visitCount"
   | "schemaVersion";
 
 /**
  * The Worker's body: answer {@link StoreRequest}s in arrival order, one at a time (SQLite is synchronous,
  * so a request runs to completion before the next message is read).
  *
- * Schema migrations are the `MIGRATIONS` array: entry i moves the schema from version i to i + 1, in one
- * transaction with the `PRAGMA user_version` bump, so a crash mid-migration leaves the old version intact.
- * Never edit a released entry; append a new one.
+ * Schema migrations are the SQLite texts of app/migrations.ts, passed to "open": entry i moves the schema from
+ * version i to i + 1, in one transaction with the `PRAGMA user_version` bump, so a crash mid-migration leaves
+ * the old version intact.
  *
  * @param Database The `DatabaseSync` class of `node:sqlite` (passed in: this function has no imports).
  *
@@ -54,41 +56,9 @@ export type StoreOp =
  * ```
  */
 export function storeWorkerMain(Database: typeof DatabaseSync): void {
-  const MIGRATIONS: string[] = [
-    // 1: sessions (the SessionStore), contact messages, uploads.
-    `CREATE TABLE sessions (
-       id TEXT PRIMARY KEY,
-       created_at INTEGER NOT NULL,
-       last_seen_at INTEGER NOT NULL,
-       expires_at INTEGER NOT NULL,
-       visit_count INTEGER NOT NULL DEFAULT 0,
-       data TEXT NOT NULL
-     ) WITHOUT ROWID;
-     CREATE INDEX sessions_expires_at ON sessions (expires_at);
-     CREATE TABLE messages (
-       id INTEGER PRIMARY KEY AUTOINCREMENT,
-       created_at INTEGER NOT NULL,
-       name TEXT NOT NULL,
-       email TEXT NOT NULL,
-       message TEXT NOT NULL,
-       client_addr TEXT NOT NULL,
-       session_id TEXT
-     );
-     CREATE INDEX messages_created_at ON messages (created_at);
-     CREATE TABLE uploads (
-       id INTEGER PRIMARY KEY AUTOINCREMENT,
-       created_at INTEGER NOT NULL,
-       stored_name TEXT NOT NULL UNIQUE,
-       original_name TEXT NOT NULL,
-       size INTEGER NOT NULL,
-       content_type TEXT NOT NULL,
-       sha256 TEXT NOT NULL,
-       description TEXT NOT NULL,
-       client_addr TEXT NOT NULL,
-       session_id TEXT
-     );
-     CREATE INDEX uploads_created_at ON uploads (created_at);`,
-  ];
+  // The schema steps (app/migrations.ts, the SQLite text of each), given by store.ts at "open": this
+  // function reaches nothing outside itself (see the note at the top).
+  let steps: readonly string[] = [];
 
   type Row = Record<string, unknown>;
   const scope = self as unknown as {
@@ -103,18 +73,28 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
   };
 
   const migrate = (d: InstanceType<typeof DatabaseSync>): void => {
-    const version = Number((d.prepare("PRAGMA user_version").get() as Row).user_version);
-    if (version > MIGRATIONS.length) {
-      throw Object.assign(
-        new Error(`Database schema version ${version} is newer than this code (${MIGRATIONS.length})`),
+    const versionOf = () => Number((d.prepare("PRAGMA user_version").get() as Row).user_version);
+    const tooNew = (version: number) =>
+      Object.assign(
+        new Error(`Database schema version ${version} is newer than this code (${steps.length})`),
         { code: "SCHEMA_TOO_NEW" },
       );
-    }
-    for (let v = version; v < MIGRATIONS.length; v++) {
+    // Current already (the usual case): no write lock taken, so opening never waits for a writer.
+    const seen = versionOf();
+    if (seen > steps.length) throw tooNew(seen);
+    while (true) {
       d.exec("BEGIN IMMEDIATE");
       try {
-        d.exec(MIGRATIONS[v]);
-        d.exec(`PRAGMA user_version = ${v + 1}`);
+        // Read again under the write lock: another process opening the same file (a second Store, `deno task
+        // messages`) may have applied this step while this one waited.
+        const version = versionOf();
+        if (version > steps.length) throw tooNew(version);
+        if (version === steps.length) {
+          d.exec("COMMIT");
+          return;
+        }
+        d.exec(steps[version]);
+        d.exec(`PRAGMA user_version = ${version + 1}`);
         d.exec("COMMIT");
       } catch (err) {
         d.exec("ROLLBACK");
@@ -146,15 +126,17 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
   });
 
   const ops: Record<string, (...args: never[]) => unknown> = {
-    open(path: string, busyTimeoutMs: number, maxBytes: number) {
+    open(path: string, busyTimeoutMs: number, maxBytes: number, migrations: string[]) {
       if (db) return null;
+      steps = migrations;
       const d = new Database(path);
       try {
         // WAL: the server's writes never wait for a reader (`deno task messages`), nor readers for it.
         // synchronous=FULL: a commit is on disk before the answer, so "acknowledged" survives a crash
         // of the machine, not only of the process (in WAL mode NORMAL would already survive SIGKILL).
-        d.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;`);
+        // The lock wait first: switching a new file to WAL takes a lock another opener may hold.
         d.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+        d.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;`);
         migrate(d);
         // The size cap: past it a write fails with "database or disk is full" (a 503), as a full disk would.
         const pageSize = Number((d.prepare("PRAGMA page_size").get() as Row).page_size);
@@ -193,22 +175,36 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
       data: { values: Record<string, unknown>; createdAt: number; lastSeenAt: number },
       expiresAt: number,
     ) {
-      const visits = Number(data.values.visits);
+      // visit_count is never written here: countVisit owns it (an increment in the database), and a session
+      // saved after a page must not put back a count read before another request incremented it.
       need().prepare(
         `INSERT INTO sessions (id, created_at, last_seen_at, expires_at, visit_count, data)
-         VALUES (?, ?, ?, ?, ?, ?)
+         VALUES (?, ?, ?, ?, 0, ?)
          ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at,
-           last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at,
-           visit_count = excluded.visit_count, data = excluded.data`,
+           last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at, data = excluded.data`,
       ).run(
         id,
         Math.floor(data.createdAt),
         Math.floor(data.lastSeenAt),
         Math.floor(expiresAt),
-        Number.isSafeInteger(visits) ? visits : 0,
         JSON.stringify(data.values),
       );
       return null;
+    },
+    countVisit(id: string, createdAt: number, expiresAt: number) {
+      // One statement: the row is created at 1 or incremented where it is, so two requests can never both
+      // read 4 and write 5. The new row's other columns are placeholders the session save then replaces.
+      const r = need().prepare(
+        `INSERT INTO sessions (id, created_at, last_seen_at, expires_at, visit_count, data)
+         VALUES (?, ?, ?, ?, 1, '{}')
+         ON CONFLICT (id) DO UPDATE SET visit_count = sessions.visit_count + 1
+         RETURNING visit_count`,
+      ).get(id, Math.floor(createdAt), Math.floor(createdAt), Math.floor(expiresAt)) as Row;
+      return Number(r.visit_count);
+    },
+    visitCount(id: string) {
+      const r = need().prepare("SELECT visit_count FROM sessions WHERE id = ?").get(id) as Row | undefined;
+      return r ? Number(r.visit_count) : 0;
     },
     sessionDestroy(id: string) {
       need().prepare("DELETE FROM sessions WHERE id = ?").run(id);

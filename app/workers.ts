@@ -1,10 +1,10 @@
 // `--workers N`: N server Workers sharing one port through SO_REUSEPORT (Linux spreads new connections over
-// them), one Store in the main thread relayed to each, and a supervisor that restarts a Worker that crashes.
+// them), one store in the main thread relayed to each, and a supervisor that restarts a Worker that crashes.
 // It owns the Workers' lifetimes; it must never serve a request itself.
 import type { SiteConfig } from "./cli.ts";
 import { serveStoreRelay } from "./relay.ts";
 import type { ServerWorkerCommand, ServerWorkerEvent } from "./server_worker.ts";
-import type { Store } from "./store.ts";
+import type { StoreBackend } from "./store.ts";
 
 /** The code a server Worker loads: read access to these is needed to start one (and dropped inside it). */
 export const CODE_PATHS: readonly URL[] = [
@@ -35,8 +35,8 @@ export interface WorkersOptions {
   config: SiteConfig;
   /** PEM texts. */
   tls: { cert?: string; key?: string };
-  /** The one Store. */
-  store: Store;
+  /** The one store (SQLite or PostgreSQL). */
+  store: StoreBackend;
   /** The Worker script. Default app/server_worker.ts; tests give one that crashes. */
   workerUrl?: URL;
 }

@@ -1,7 +1,7 @@
 // The site's flags as tables: sizes for --max-upload, every flag of `deno task start`, and the refusals
 // (unknown flags, missing values, --cert without --key) that must stop the site before it starts.
 import assert from "node:assert/strict";
-import { MAX_UPLOAD_CEILING, parseMessagesArgs, parseSiteArgs, parseSize } from "../app/cli.ts";
+import { MAX_UPLOAD_CEILING, parseMessagesArgs, parseSiteArgs, parseSize, uploadDirOf } from "../app/cli.ts";
 
 const MiB = 1024 * 1024;
 
@@ -36,6 +36,9 @@ Deno.test("parseSiteArgs() fills the defaults: 127.0.0.1:8000, 25 MB uploads, da
     key: null,
     maxUploadBytes: 25 * MiB,
     dataDir: "data",
+    database: null,
+    databasePool: null,
+    uploadDir: null,
     quiet: false,
     dev: false,
     idleTimeoutMs: 75_000,
@@ -101,14 +104,43 @@ Deno.test("parseSiteArgs() refuses unknown flags, bad values and half a TLS pair
   for (const [args, message] of cases) assert.throws(() => parseSiteArgs(args), message, args.join(" "));
 });
 
-Deno.test("parseMessagesArgs() reads --json, --data and --limit", () => {
-  assert.deepEqual(parseMessagesArgs([]), { json: false, dataDir: "data", limit: 1_000_000 });
-  assert.deepEqual(parseMessagesArgs(["--json", "--data", "d/", "--limit=5"]), {
-    json: true,
-    dataDir: "d",
-    limit: 5,
-  });
-  for (const args of [["--limit", "0"], ["--limit", "x"], ["--csv"]]) {
+Deno.test("parseMessagesArgs() reads --json, --data, --limit and --database", () => {
+  assert.deepEqual(parseMessagesArgs([]), { json: false, dataDir: "data", database: null, limit: 1_000_000 });
+  assert.deepEqual(
+    parseMessagesArgs(["--json", "--data", "d/", "--limit=5", "--database", "postgres://u@h/db"]),
+    {
+      json: true,
+      dataDir: "d",
+      database: "postgres://u@h/db",
+      limit: 5,
+    },
+  );
+  for (const args of [["--limit", "0"], ["--limit", "x"], ["--csv"], ["--database", "mysql://u@h/db"]]) {
     assert.throws(() => parseMessagesArgs(args), TypeError, args.join(" "));
+  }
+});
+
+Deno.test("parseSiteArgs() reads --database, --database-pool and --uploads; a bad URL never echoes its password", () => {
+  const config = parseSiteArgs([
+    "--database=postgresql://pier:secret@db.internal:5433/site?sslmode=require",
+    "--database-pool",
+    "4",
+    "--uploads",
+    "/mnt/shared/uploads/",
+  ]);
+  assert.equal(config.database, "postgresql://pier:secret@db.internal:5433/site?sslmode=require");
+  assert.equal(config.databasePool, 4);
+  assert.equal(config.uploadDir, "/mnt/shared/uploads");
+  assert.equal(uploadDirOf(config), "/mnt/shared/uploads");
+  assert.equal(uploadDirOf(parseSiteArgs(["--data", "/srv/pier"])), "/srv/pier/uploads");
+  for (const pool of ["0", "101", "x", "-1"]) {
+    assert.throws(() => parseSiteArgs(["--database-pool", pool]), TypeError, pool);
+  }
+  for (const url of ["sqlite:site.db", "mysql://u:secret@h/db", "not a url secret", "postgres//u:secret@h"]) {
+    assert.throws(() => parseSiteArgs(["--database", url]), (err: unknown) => {
+      assert.ok(err instanceof TypeError);
+      assert.ok(!err.message.includes("secret"), err.message);
+      return true;
+    }, url);
   }
 });

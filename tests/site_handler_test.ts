@@ -2,8 +2,10 @@
 // through the router and a real database Worker, and what a visitor sees when the database fails.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { CONTACT_LIMITS, formatBytes, validateContact } from "../app/site.ts";
-import { formPost, memorySite, sessionCookie } from "./fixtures/site_fixture.ts";
+import { PostgresStore } from "../app/postgres_store.ts";
+import { CONTACT_LIMITS, createSite, formatBytes, INCOMING_DIR, validateContact } from "../app/site.ts";
+import { freshDatabase } from "./fixtures/postgres.ts";
+import { formPost, INFO, memorySite, sessionCookie } from "./fixtures/site_fixture.ts";
 
 const BASE = "http://localhost";
 
@@ -202,11 +204,66 @@ function uploadRequest(
   return new Request(`${BASE}/upload`, { method: "POST", body: form, headers });
 }
 
+/** The files of an upload folder, with any file still in its staging folder (none once answered). */
 async function listDir(dir: string): Promise<string[]> {
   const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  for await (const entry of Deno.readDir(dir)) if (entry.name !== INCOMING_DIR) names.push(entry.name);
+  try {
+    for await (const entry of Deno.readDir(`${dir}/${INCOMING_DIR}`)) {
+      names.push(`${INCOMING_DIR}/${entry.name}`);
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
   return names;
 }
+
+Deno.test("concurrent visits of one visitor are each counted once (the increment is in the database)", async () => {
+  // Reading the count from the session and writing it back loses visits that overlap; 40 at once would
+  // end far below 41 that way.
+  const check = async (fetch: (r: Request) => Promise<Response>, label: string) => {
+    const first = await fetch(new Request(`${BASE}/`));
+    assert.match(await first.text(), /visit-count">1</, label);
+    const cookie = sessionCookie(first)!;
+    const pages = await Promise.all(
+      Array.from({ length: 40 }, () => fetch(new Request(`${BASE}/`, { headers: { cookie } }))),
+    );
+    const counts = await Promise.all(
+      pages.map(async (p) => Number(/visit-count">(\d+)</.exec(await p.text())![1])),
+    );
+    // Each visit saw its own count: 2 to 41, every one once.
+    assert.deepEqual(counts.sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i + 2), label);
+    const head = await fetch(new Request(`${BASE}/`, { method: "HEAD", headers: { cookie } }));
+    assert.equal(head.status, 200, label);
+    const last = await fetch(new Request(`${BASE}/`, { headers: { cookie } }));
+    assert.match(await last.text(), /visit-count">42</, label);
+  };
+  const site = await memorySite();
+  try {
+    await check(site.fetch, "SQLite");
+  } finally {
+    await site.close();
+  }
+  const db = await freshDatabase();
+  if (!db) return;
+  const store = new PostgresStore(db.url);
+  const uploadDir = await Deno.makeTempDir({ prefix: "pier-site-pg-" });
+  try {
+    const router = createSite({
+      store,
+      uploadDir,
+      maxUploadBytes: 1024,
+      staticDir: new URL("../static", import.meta.url).pathname,
+      templatesDir: new URL("../templates", import.meta.url).pathname,
+      accessLog: null,
+    });
+    await check((r) => router.fetch(r, INFO), "PostgreSQL");
+  } finally {
+    await store.close();
+    await db.drop();
+    await Deno.remove(uploadDir, { recursive: true });
+  }
+});
 
 Deno.test("POST /upload stores the file under a random name, records it and lists it on the page", async () => {
   const site = await memorySite();

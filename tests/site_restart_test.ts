@@ -163,7 +163,11 @@ Deno.test("--max-upload 2KB: a 2 KiB file is stored, a larger one is a 413 page 
     }
     const stored = [];
     for await (const entry of Deno.readDir(`${dir}/data/uploads`)) stored.push(entry.name);
-    assert.equal(stored.length, 1, "only the file within the limit stays");
+    assert.equal(stored.filter((n) => n !== ".incoming").length, 1, "only the file within the limit stays");
+    // Nothing is left in the staging folder uploads are written in before their final rename.
+    for await (const entry of Deno.readDir(`${dir}/data/uploads/.incoming`)) {
+      assert.fail(`left: ${entry.name}`);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
