@@ -5,7 +5,7 @@
 // names; everything it starts listens on 127.0.0.1 and is stopped at the end, even on failure.
 import postgres from "postgres";
 import { NGINX_CONF, nginxConfFor, runNginx, type RunningNginx } from "../tests/fixtures/nginx_fixture.ts";
-import { startInstances } from "../tests/fixtures/cluster_fixture.ts";
+import { startInstances, stopInstance } from "../tests/fixtures/cluster_fixture.ts";
 import { makeCert } from "../tests/fixtures/prod_fixture.ts";
 import type { SiteProcess } from "../tests/fixtures/static_fixture.ts";
 import { cpuMs, freePort, median } from "./_harness.ts";
@@ -211,7 +211,7 @@ export async function runCluster(
         });
         clusters.push({ size, port, instances, nginx: await runNginx(prefix, conf, port) });
       } catch (err) {
-        for (const s of instances) await s.stop();
+        for (const s of instances) await stopInstance(s);
         throw err;
       }
     }
@@ -316,7 +316,7 @@ export async function runCluster(
     client?.close();
     for (const c of clusters) {
       await c.nginx.stop();
-      for (const s of c.instances) await s.stop();
+      for (const s of c.instances) await stopInstance(s);
     }
     try {
       await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${dbName}`;

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { freshDatabase } from "./fixtures/postgres.ts";
 import { NGINX_CONF, nginxConfFor, runNginx, severalInstances } from "./fixtures/nginx_fixture.ts";
 import { freePort, makeCert } from "./fixtures/prod_fixture.ts";
-import { startInstances } from "./fixtures/cluster_fixture.ts";
+import { startInstances, stopInstance } from "./fixtures/cluster_fixture.ts";
 import { makeFullSiteFixture, MESSAGES, messagesTaskFlags, sessionCookie } from "./fixtures/site_fixture.ts";
 import type { SiteProcess } from "./fixtures/static_fixture.ts";
 
@@ -273,9 +273,9 @@ Deno.test({
     } finally {
       client?.close();
       await nginx?.stop();
-      await Promise.all(sites.map((s) => s.kill("SIGTERM")));
-      await db.drop();
+      await Promise.all(sites.map(stopInstance));
       for (const d of dirs) await Deno.remove(d, { recursive: true }).catch(() => {});
+      await db.drop();
     }
   },
 });
