@@ -1,6 +1,7 @@
 // The site's flags as tables: sizes for --max-upload, every flag of `deno task start`, and the refusals
 // (unknown flags, missing values, --cert without --key) that must stop the site before it starts.
 import assert from "node:assert/strict";
+import { databaseUrl } from "../app/database.ts";
 import { MAX_UPLOAD_CEILING, parseMessagesArgs, parseSiteArgs, parseSize, uploadDirOf } from "../app/cli.ts";
 
 const MiB = 1024 * 1024;
@@ -142,5 +143,21 @@ Deno.test("parseSiteArgs() reads --database, --database-pool and --uploads; a ba
       assert.ok(!err.message.includes("secret"), err.message);
       return true;
     }, url);
+  }
+});
+
+Deno.test("databaseUrl(): --database wins over DATABASE_URL; an empty or absent variable means SQLite", () => {
+  const saved = Deno.env.get("DATABASE_URL");
+  try {
+    Deno.env.delete("DATABASE_URL");
+    assert.equal(databaseUrl(null), null);
+    Deno.env.set("DATABASE_URL", "");
+    assert.equal(databaseUrl(null), null);
+    Deno.env.set("DATABASE_URL", "postgres://env@h/db");
+    assert.equal(databaseUrl(null), "postgres://env@h/db");
+    assert.equal(databaseUrl("postgres://flag@h/db"), "postgres://flag@h/db");
+  } finally {
+    if (saved === undefined) Deno.env.delete("DATABASE_URL");
+    else Deno.env.set("DATABASE_URL", saved);
   }
 });

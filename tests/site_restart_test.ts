@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { rawRequest } from "./fixtures/static_fixture.ts";
 import { makeCert } from "./fixtures/prod_fixture.ts";
-import { makeFullSiteFixture, runMessages, spawnSite } from "./fixtures/site_fixture.ts";
+import { freshDatabase } from "./fixtures/postgres.ts";
+import { makeFullSiteFixture, runMessages, sessionCookie, spawnSite } from "./fixtures/site_fixture.ts";
 
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
 
@@ -205,7 +206,45 @@ Deno.test("a bad flag stops the site before it listens, with the usage line and 
       spawnSite(dir, ["--cert", "certs/nope.pem", "--key", "certs/nope.pem"]),
       /cannot read --cert/,
     );
+    await assert.rejects(spawnSite(dir, ["--database", "mysql://u:pw@h/db"]), /PostgreSQL URL[\s\S]*usage/);
+    // A shared upload folder outside data/: refused at startup, naming the permission flags to add.
+    await assert.rejects(
+      spawnSite(dir, ["--uploads", "/tmp/pier-elsewhere"]),
+      /--uploads \/tmp\/pier-elsewhere needs --allow-read and --allow-write[\s\S]*--allow-write=data,\/tmp\/pier-elsewhere/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("with --database the start and messages tasks' permissions reach PostgreSQL: visits, messages, no site.db", async () => {
+  const db = await freshDatabase();
+  if (!db) return;
+  const dir = await makeFullSiteFixture();
+  try {
+    const site = await spawnSite(dir, ["--quiet", "--database", db.url]);
+    try {
+      assert.match(
+        site.output(),
+        /Database: PostgreSQL postgres:\/\/pier:\*\*\*@/,
+        "the password is not logged",
+      );
+      const first = await fetch(`http://127.0.0.1:${site.port}/`);
+      assert.match(await first.text(), /visit-count">1</);
+      const cookie = sessionCookie(first)!;
+      const second = await fetch(`http://127.0.0.1:${site.port}/`, { headers: { cookie } });
+      assert.match(await second.text(), /visit-count">2</);
+      assert.equal(await postMessage(site.port, 7), 303);
+    } finally {
+      await site.kill("SIGTERM");
+    }
+    const { code, out } = await runMessages(dir, ["--database", db.url, "--json"]);
+    assert.equal(code, 0, out);
+    assert.equal(JSON.parse(out.trim()).name, "Visitor 7");
+    // SQLite was never opened: no database file in data/.
+    await assert.rejects(Deno.stat(`${dir}/data/site.db`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await db.drop();
   }
 });
