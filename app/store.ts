@@ -30,10 +30,11 @@ export const DEFAULT_MAX_DATABASE_BYTES: number = 1024 ** 3;
 export const DEFAULT_LIST_LIMIT = 1000;
 
 /**
- * A database failure: locked, disk full, corrupt file, Worker crashed or timed out. The site answers it with
- * a 503 page; the message says what SQLite said ("database is locked", "database or disk is full", "file is
- * not a database"), and `code` is `node:sqlite`'s (`ERR_SQLITE_ERROR`) or ours (`TIMEOUT`, `WORKER_DIED`,
- * `CLOSED`, `SCHEMA_TOO_NEW`).
+ * A database failure: locked, disk full, corrupt file, Worker crashed or timed out, PostgreSQL down or
+ * refusing. The site answers it with a 503 page; the message says what the database said ("database is
+ * locked", "connect ECONNREFUSED 127.0.0.1:5432"), and `code` is `node:sqlite`'s (`ERR_SQLITE_ERROR`),
+ * PostgreSQL's SQLSTATE (`23505`), the PostgreSQL driver's (`ECONNREFUSED`, `CONNECT_TIMEOUT`,
+ * `CONNECTION_CLOSED`) or ours (`TIMEOUT`, `WORKER_DIED`, `CLOSED`, `SCHEMA_TOO_NEW`).
  *
  * @example
  * ```ts
