@@ -46,13 +46,20 @@ const IDLE_TIMEOUT_S = 60;
  */
 export const MIGRATION_LOCK_KEY = 0x5069_6572_0001n; // "Pier" and a 1
 
+/**
+ * PostgreSQL cancels a statement this long after the store stopped waiting for it (its `statement_timeout` is
+ * the call timeout plus this): the caller always sees our `TIMEOUT` first, never a race with the server's own
+ * cancellation, and a stuck statement still does not run on after that.
+ */
+export const STATEMENT_TIMEOUT_MARGIN_MS = 1_000;
+
 /** Options for {@link PostgresStore}. */
 export interface PostgresStoreOptions {
   /** Connections in the pool. See {@link DEFAULT_POOL_SIZE}. */
   poolSize?: number;
   /**
    * A call with no answer in this long fails with `TIMEOUT` (ms), and PostgreSQL cancels the statement
-   * (`statement_timeout`). Default: the SQLite store's, {@link DEFAULT_CALL_TIMEOUT_MS}.
+   * {@link STATEMENT_TIMEOUT_MARGIN_MS} later. Default: the SQLite store's, {@link DEFAULT_CALL_TIMEOUT_MS}.
    */
   callTimeoutMs?: number;
   /** See {@link DEFAULT_CONNECT_TIMEOUT_S}. */
@@ -223,7 +230,12 @@ export class PostgresStore implements StoreBackend {
     }
     this.#sql = postgres(
       url,
-      driverOptions(url, poolSize, this.#callTimeoutMs, options.connectTimeoutS ?? DEFAULT_CONNECT_TIMEOUT_S),
+      driverOptions(
+        url,
+        poolSize,
+        this.#callTimeoutMs + STATEMENT_TIMEOUT_MARGIN_MS,
+        options.connectTimeoutS ?? DEFAULT_CONNECT_TIMEOUT_S,
+      ),
     );
     const shown = new URL(url);
     if (shown.password !== "") shown.password = "***";

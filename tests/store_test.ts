@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import postgres from "postgres";
 import { MIGRATIONS } from "../app/migrations.ts";
-import { driverOptions, PostgresStore } from "../app/postgres_store.ts";
+import { driverOptions, PostgresStore, STATEMENT_TIMEOUT_MARGIN_MS } from "../app/postgres_store.ts";
 import { type NewMessage, type NewUpload, Store, type StoreBackend, StoreError } from "../app/store.ts";
 import { storeWorkerSource } from "../app/store_worker.ts";
 import { freshDatabase, postgresAdminUrl } from "./fixtures/postgres.ts";
@@ -443,7 +443,7 @@ Deno.test({
         });
         assert.ok(Date.now() - started < 2000);
         // Past the server-side statement_timeout too, so the stuck insert is cancelled rather than landing.
-        await new Promise((r) => setTimeout(r, 500));
+        await new Promise((r) => setTimeout(r, 300 + STATEMENT_TIMEOUT_MARGIN_MS + 500));
       });
       await holding;
       await store.addMessage(message(2));
