@@ -27,11 +27,11 @@ Deno.test("the start task scopes read/write: no -A, no bare --allow-read or --al
       !["-A", "--allow-all", "--allow-read", "--allow-write", "-R", "-W"].includes(f),
       `bare flag ${f}`,
     );
-    assert.ok(
-      !f.startsWith("--allow-run") && !f.startsWith("--allow-ffi") && !f.startsWith("--allow-env"),
-      f,
-    );
+    assert.ok(!f.startsWith("--allow-run") && !f.startsWith("--allow-ffi") && f !== "--allow-env", f);
   }
+  // The environment: the two variables PostgreSQL needs (the store's DATABASE_URL, the driver's PGAPPNAME), no more.
+  const env = flags.filter((f) => f.startsWith("--allow-env"));
+  assert.deepEqual(env.map((f) => f.split("=")[1]?.split(",").sort()), [["DATABASE_URL", "PGAPPNAME"]]);
   const read = flags.find((f) => f.startsWith("--allow-read="))!.split("=")[1].split(",");
   const write = flags.find((f) => f.startsWith("--allow-write="))!.split("=")[1].split(",");
   assert.deepEqual(read.sort(), ["certs", "data", "static", "templates"]);
