@@ -308,6 +308,34 @@ export function markBodyUsed(res: Response): void {
   if (sos && !(sos instanceof ReadableStream)) sos.consumed = true;
 }
 
+/** Deno's core ops, reached the way its own `Deno.Conn` does; null when this Deno does not expose them. */
+const core: { read(rid: number, buf: Uint8Array): Promise<number> } | null = (() => {
+  try {
+    const c = (Deno as any)[(Deno as any).internal]?.core;
+    return typeof c?.read === "function" ? c : null;
+  } catch {
+    return null;
+  }
+})();
+
+/**
+ * A read function for a plain TCP connection that skips `Deno.Conn.read`'s wrapper (an extra async
+ * function and the bookkeeping that `unref()` needs, which the server never uses): the same op, the same
+ * errors, and 0 (not null) at the end of the stream. Null when the internals are off or differ, or the
+ * connection is not TCP (TLS keeps its own reader).
+ *
+ * @param conn The accepted connection.
+ * @returns `read(buf)` resolving to the bytes read (0 at EOF), or null.
+ */
+export function rawReader(conn: Deno.Conn): ((buf: Uint8Array) => Promise<number>) | null {
+  if (internals === null || core === null || conn.constructor?.name !== "TcpConn") return null;
+  const sym = symbolOf(conn, "Deno.internal.rid");
+  const rid = sym === undefined ? undefined : (conn as any)[sym];
+  if (typeof rid !== "number") return null;
+  const read = core.read;
+  return (buf: Uint8Array) => read.call(core, rid, buf);
+}
+
 /**
  * Whether the internal fast paths are active (false on a Deno whose internals differ).
  *

@@ -2,7 +2,7 @@
 // order, and decide in one place whether the connection is reused. It owns timeouts' effects, backpressure
 // and the 100-continue decision; it must never let handler errors or client input crash the server.
 import { NEED_DATA, PAUSED, ProtocolError, type RequestHead, RequestParser } from "./http1.ts";
-import { headerList, makeRequest, markBodyUsed, staticBody } from "./_fast.ts";
+import { headerList, makeRequest, markBodyUsed, rawReader, staticBody } from "./_fast.ts";
 import { concatBytes } from "./_bytes.ts";
 import { STATUS_TEXT } from "./status.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
@@ -86,6 +86,11 @@ function giveOut(b: Uint8Array): void {
 
 /** Where short string bodies are encoded before being queued: one buffer for all connections. */
 const SCRATCH = new Uint8Array(OUT_BUFFER);
+/**
+ * String bodies up to this many chars are encoded together with their head, in one call, when both are
+ * ASCII: a page or a JSON answer, not a large document, whose failed ASCII attempt would cost a full pass.
+ */
+const INLINE_BODY_CHARS = 4096;
 /** Queued pipelined answers are flushed once this much is waiting, so a deep pipeline cannot grow memory. */
 const FLUSH_AT = 64 * 1024;
 
@@ -201,6 +206,8 @@ export class Connection {
   #watching = false;
   #activeReader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #cancelCallbacks: (() => void)[] = [];
+  /** Read from the socket into `buf`: the bytes read, 0 at the end of the stream. */
+  readonly #readInto: (buf: Uint8Array) => Promise<number>;
   /** Deno makes `request.signal` lazily; one asked for after the client left must still abort. */
   readonly #onCancel = (cb: () => void): void => {
     if (this.#clientGone || this.#closed) cb();
@@ -216,6 +223,8 @@ export class Connection {
     this.#host = host;
     this.#parser = new RequestParser(host.parserLimits);
     this.#remoteAddr = conn.remoteAddr as Deno.NetAddr;
+    const raw = rawReader(conn);
+    this.#readInto = raw ?? ((buf) => conn.read(buf).then((n) => n ?? 0));
   }
 
   /** Serve until done; never throws. */
@@ -280,9 +289,9 @@ export class Connection {
   /** Start, or join, the read in flight. It commits what it reads; null means EOF or a vanished peer. */
   #read(): Promise<number | null> {
     if (this.#pendingRead === null) {
-      this.#pendingRead = this.conn.read(this.#parser.writable()).then((n) => {
+      this.#pendingRead = this.#readInto(this.#parser.writable()).then((n) => {
         this.#pendingRead = null;
-        if (n === null || n === 0) return null;
+        if (n === 0) return null;
         this.#parser.commit(n);
         return n;
       }, (e) => {
@@ -389,14 +398,14 @@ export class Connection {
           if ((await this.#pendingRead) === null) return;
           continue;
         }
-        let n: number | null;
+        let n: number;
         try {
-          n = await conn.read(p.writable());
+          n = await this.#readInto(p.writable());
         } catch (e) {
           if (isDisconnect(e)) return;
           throw e;
         }
-        if (n === null || n === 0) return;
+        if (n === 0) return;
         p.commit(n);
         continue;
       }
@@ -656,6 +665,19 @@ export class Connection {
     this.#outLen = at + s.length;
   }
 
+  /**
+   * Queue `s` if it is all ASCII (one byte per char, the same in UTF-8 and ISO-8859-1); else queue
+   * nothing and answer false, for the caller to encode head and body each the right way.
+   */
+  #appendAscii(s: string): boolean {
+    const out = this.#reserve(s.length);
+    const at = this.#outLen;
+    const r = encoder.encodeInto(s, at === 0 ? out : out.subarray(at));
+    if (r.read !== s.length || r.written !== s.length) return false;
+    this.#outLen = at + s.length;
+    return true;
+  }
+
   /** Queue the first `len` bytes of `b`. */
   #appendBytes(b: Uint8Array, len: number): void {
     const out = this.#reserve(len);
@@ -749,6 +771,12 @@ export class Connection {
       markBodyUsed(res);
       const b = fixed.body;
       if (typeof b === "string") {
+        // Most string bodies are ASCII, and then chars are bytes: head and body go out in one native call.
+        if (!noContent && !isHead && b.length <= INLINE_BODY_CHARS) {
+          if (this.#appendAscii(`${s}content-length: ${b.length}\r\n\r\n${b}`)) {
+            return this.#outLen >= FLUSH_AT ? this.#flush() : undefined;
+          }
+        }
         if (b.length <= SCRATCH.length / 3) {
           return this.#queueFixed(
             s,

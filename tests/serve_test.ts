@@ -585,6 +585,53 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "string bodies: ASCII and UTF-8 get the right Content-Length, with plain or ISO-8859-1 heads",
+  ...opts,
+  async fn() {
+    // Short ASCII answers take a one-call encoding path; anything else must fall back to byte-exact framing.
+    const bodies: Record<string, [string, HeadersInit]> = {
+      "/ascii": ["plain ascii", {}],
+      "/utf8": ["h\u00e9llo \u2713 \u{1F600}", {}],
+      "/latin1-head": ["plain", { "x-name": "caf\u00e9" }],
+      "/both": ["\u00e9\u00e9", { "x-name": "caf\u00e9" }],
+      "/long-utf8": ["\u00e9".repeat(5000), {}],
+    };
+    const s = start((req) => {
+      const [body, headers] = bodies[new URL(req.url).pathname];
+      return new Response(body, { headers });
+    });
+    try {
+      for (const [path, [body, headers]] of Object.entries(bodies)) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.addr.port });
+        await conn.write(
+          new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`),
+        );
+        const chunks: Uint8Array[] = [];
+        const buf = new Uint8Array(65536);
+        for (;;) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          chunks.push(buf.slice(0, n));
+        }
+        conn.close();
+        const all = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+        chunks.reduce((at, c) => (all.set(c, at), at + c.length), 0);
+        const split = all.findIndex((_, i) =>
+          all[i] === 13 && all[i + 1] === 10 && all[i + 2] === 13 && all[i + 3] === 10
+        );
+        const head = String.fromCharCode(...all.subarray(0, split + 2));
+        const expected = new TextEncoder().encode(body);
+        assert.match(head, new RegExp(`content-length: ${expected.length}\r\n`), path);
+        assert.deepEqual(all.subarray(split + 4), expected, `${path}: body bytes are UTF-8`);
+        if ("x-name" in headers) assert.ok(head.includes("x-name: caf\u00e9"), `${path}: 0xE9 in the head`);
+      }
+    } finally {
+      await s.shutdown();
+    }
+  },
+});
+
 Deno.test("importing mod.ts needs no permission, and serve() needs only --allow-net", async () => {
   const root = new URL("..", import.meta.url).pathname;
   const script = `
