@@ -147,25 +147,44 @@ class ClientGone extends Error {
 /** A protocol failure while the handler reads the body: the connection answers with its status and closes. */
 class BodyError extends ProtocolError {}
 
-/** The `info` a handler receives; `completed` is made only if asked for. */
+/** What an {@link Info} asks of its connection: how many answers are fully written, and a wait list. */
+interface Progress {
+  /** Requests whose answers are fully written (or will never be: the connection closed). */
+  written: number;
+  /** Infos whose `completed` was asked for before their answer was written. */
+  waiting: Info[];
+}
+
+/**
+ * The `info` a handler receives. `completed` is made only if asked for, so the usual request costs no
+ * promise and no list entry: the connection only counts written answers.
+ */
 class Info implements ServeHandlerInfo {
   readonly remoteAddr: Deno.NetAddr;
+  readonly #progress: Progress;
+  readonly #seq: number;
   #completed: Promise<void> | undefined;
   #resolve: (() => void) | undefined;
-  #done = false;
-  constructor(remoteAddr: Deno.NetAddr) {
+  constructor(remoteAddr: Deno.NetAddr, progress: Progress, seq: number) {
     this.remoteAddr = remoteAddr;
+    this.#progress = progress;
+    this.#seq = seq;
   }
   get completed(): Promise<void> {
     if (this.#completed === undefined) {
-      if (this.#done) this.#completed = Promise.resolve();
-      else this.#completed = new Promise((r) => this.#resolve = r);
+      if (this.#progress.written >= this.#seq) this.#completed = Promise.resolve();
+      else {
+        this.#completed = new Promise((r) => this.#resolve = r);
+        this.#progress.waiting.push(this);
+      }
     }
     return this.#completed;
   }
-  finish(): void {
-    this.#done = true;
+  /** Resolve `completed` if this answer is written; true when it was. */
+  settle(): boolean {
+    if (this.#progress.written < this.#seq) return false;
     this.#resolve?.();
+    return true;
   }
 }
 
@@ -192,7 +211,11 @@ export class Connection {
   #headDeadline = 0;
   #out: Uint8Array | null = null;
   #outLen = 0;
-  #pendingInfos: Info[] = [];
+  /** Requests handed to the handler so far; an Info's number among them. */
+  #seq = 0;
+  /** Requests whose answer has been queued; written when the queue is. */
+  #queuedSeq = 0;
+  readonly #progress: Progress = { written: 0, waiting: [] };
   // The request in flight.
   #closeAfter = false;
   #continueState: 0 | 1 | 2 = 0; // 0: not expected, 1: expected, not sent, 2: sent
@@ -478,7 +501,6 @@ export class Connection {
       ? head.target
       : `${host.scheme}://${head.host !== "" ? head.host : host.defaultHost}${head.target}`;
     const body = hasBody ? this.#bodyStream() : null;
-    const info = new Info(this.#remoteAddr);
     let request: Request;
     try {
       request = makeRequest(head.method, url, head.headers, body, this.#onCancel);
@@ -486,21 +508,21 @@ export class Connection {
       this.#closeAfter = true;
       return this.#sendError(400, "request URL rejected", head);
     }
+    const info = new Info(this.#remoteAddr, this.#progress, ++this.#seq);
     let result: Response | Promise<Response>;
     try {
       result = host.handler(request, info);
     } catch (e) {
-      return this.#handlerFailed(e, request, head, info);
+      return this.#handlerFailed(e, request, head);
     }
-    if (result instanceof Response) return this.#respond(result, head, info);
-    return this.#awaitHandler(result, request, head, info);
+    if (result instanceof Response) return this.#respond(result, head);
+    return this.#awaitHandler(result, request, head);
   }
 
   async #awaitHandler(
     result: Response | Promise<Response>,
     request: Request,
     head: RequestHead,
-    info: Info,
   ): Promise<void> {
     this.#watch();
     let response: Response;
@@ -508,14 +530,14 @@ export class Connection {
       response = await result;
       if (!(response instanceof Response)) throw new TypeError("handler did not return a Response");
     } catch (e) {
-      return this.#handlerFailed(e, request, head, info);
+      return this.#handlerFailed(e, request, head);
     }
     if (this.#closed) return;
-    const pending = this.#respond(response, head, info);
+    const pending = this.#respond(response, head);
     if (pending !== undefined) await pending;
   }
 
-  async #handlerFailed(e: unknown, request: Request, head: RequestHead, info: Info): Promise<void> {
+  async #handlerFailed(e: unknown, request: Request, head: RequestHead): Promise<void> {
     // A handler that failed because its client left (a body cut short, an aborted signal) is routine:
     // nothing to log, and nobody to answer.
     if (this.#closed || this.#clientGone) return this.close();
@@ -534,11 +556,11 @@ export class Connection {
       response = new Response("Internal Server Error\n", { status: 500 });
     }
     if (this.#closed) return;
-    const pending = this.#respond(response, head, info);
+    const pending = this.#respond(response, head);
     if (pending !== undefined) await pending;
   }
 
-  #respond(response: Response, head: RequestHead, info: Info): Promise<void> | undefined {
+  #respond(response: Response, head: RequestHead): Promise<void> | undefined {
     // The keep-alive decision, in one place (RFC 9112 §9.3, §9.6; RFC 9110 §10.1.1). The handler may
     // add to it with `connection: close`, read in #writeResponse.
     const p = this.#parser;
@@ -546,13 +568,15 @@ export class Connection {
     if (p.state === "BODY" && p.bodyRemaining > this.#host.maxDrainBytes) this.#closeAfter = true;
     if (p.state === "ERROR") this.#closeAfter = true;
     if (this.#host.closing) this.#closeAfter = true; // shutdown began while the handler ran
-    this.#pendingInfos.push(info);
     const pending = this.#writeResponse(response, head);
     if (pending !== undefined) return pending.then(() => this.#afterResponse());
     return this.#afterResponse();
   }
 
   #afterResponse(): Promise<void> | undefined {
+    // The answer is whole now: queued (written with the batch) or, streamed or large, already written.
+    this.#queuedSeq = this.#seq;
+    if (this.#outLen === 0) this.#finishInfos();
     this.#cancelCallbacks.length = 0;
     this.#inFlight = false;
     if (this.#closed || this.#closeAfter) return undefined;
@@ -687,11 +711,13 @@ export class Connection {
     this.#outLen = at + len;
   }
 
+  /** The queued answers are written (or never will be, on close): settle the `completed` asked for. */
   #finishInfos(): void {
-    const infos = this.#pendingInfos;
-    if (infos.length === 0) return;
-    for (let i = 0; i < infos.length; i++) infos[i].finish();
-    infos.length = 0;
+    const progress = this.#progress;
+    progress.written = this.#closed ? Infinity : this.#queuedSeq;
+    const waiting = progress.waiting;
+    if (waiting.length === 0) return;
+    progress.waiting = waiting.filter((info) => !info.settle());
   }
 
   /** Write `b` whole, however many calls the socket needs. */

@@ -632,6 +632,73 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "info.completed resolves once the answer is written: fixed, streamed, pipelined, or the client left",
+  ...opts,
+  async fn() {
+    const completions: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => release = r);
+    const s = start((req, info) => {
+      const path = new URL(req.url).pathname;
+      info.completed.then(() => completions.push(path));
+      if (path === "/stream" || path === "/endless") {
+        // The stream's first chunk goes out before it ends: completed must wait for the end.
+        const body = new ReadableStream<Uint8Array>({
+          async start(c) {
+            c.enqueue(new TextEncoder().encode("first "));
+            if (path === "/endless") return; // never ends: only the client leaving finishes it
+            await gate;
+            c.enqueue(new TextEncoder().encode("last"));
+            c.close();
+          },
+        });
+        return new Response(body);
+      }
+      return new Response(`ok ${path}`);
+    });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.addr.port });
+    try {
+      const enc = new TextEncoder();
+      const buf = new Uint8Array(4096);
+      let seen = "";
+      const readUntil = async (text: string) => {
+        while (!seen.includes(text)) {
+          const n = await conn.read(buf);
+          if (n === null) throw new Error(`EOF before ${text}`);
+          seen += new TextDecoder().decode(buf.subarray(0, n));
+        }
+      };
+      await conn.write(enc.encode("GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n"));
+      await readUntil("ok /b");
+      await conn.write(enc.encode("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n"));
+      await readUntil("first ");
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(completions, ["/a", "/b"], "a stream half sent is not complete");
+      release();
+      await readUntil("last");
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(completions, ["/a", "/b", "/stream"]);
+      // A stream that never ends: when its client leaves, the connection closes and completed resolves.
+      await conn.write(enc.encode("GET /endless HTTP/1.1\r\nHost: t\r\n\r\n"));
+      seen = "";
+      await readUntil("first ");
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(completions, ["/a", "/b", "/stream"]);
+      conn.close();
+      for (let i = 0; i < 100 && completions.length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(completions, ["/a", "/b", "/stream", "/endless"]);
+    } finally {
+      // A failed assertion must not leave a stream waiting: shutdown waits for answers in flight.
+      release();
+      try {
+        conn.close();
+      } catch { /* closed above */ }
+      await s.shutdown();
+    }
+  },
+});
+
 Deno.test("importing mod.ts needs no permission, and serve() needs only --allow-net", async () => {
   const root = new URL("..", import.meta.url).pathname;
   const script = `
