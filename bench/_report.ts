@@ -34,6 +34,7 @@ export interface Report {
 const COLORS: Record<string, string> = {
   "Pier": "#1f6feb",
   "Pier, public API": "#80b3ff",
+  "Deno.listen floor": "#bf8700",
   "Deno.serve": "#2da44e",
   "node:http (Deno)": "#bf8700",
   "Node.js node:http": "#8250df",
@@ -165,6 +166,10 @@ ${[...report.header, "", ...report.table].join("\n")}
 - **Pier, public API**: Pier with its Deno fast paths (\`server/_fast.ts\`) switched off, building every
   Request and reading every Response through the public API only; the gap to Pier is what the fast paths are
   worth.
+- **Deno.listen floor**: not a server, the platform's ceiling: a \`Deno.listen\` loop that reads, counts the
+  request heads by their blank line and writes the same canned bytes for each, parsing nothing
+  (\`bench/servers/app.ts\`, plaintext rows only). Every engine on \`Deno.Conn\` pays these reads and
+  writes; the gap from it to Pier is Pier's own work per request (parsing, Request and Response, framing).
 - Node.js runs only the plaintext answer (\`bench/servers/node_hello.mjs\`): the router and \`serveStatic\`
   are TypeScript for Deno.
 

@@ -125,6 +125,11 @@ const CONTENDERS: Contender[] = [
   // The engine with server/_fast.ts off: what the Deno fast paths are worth.
   pierPublic,
   denoServer("deno", "Deno.serve"),
+  // Canned bytes on Deno.listen, parsing nothing: the ceiling of any engine on Deno.Conn (plaintext only).
+  {
+    name: "Deno.listen floor",
+    start: (app, root) => app === "hello" ? denoServer("floor", "Deno.listen floor").start(app, root) : null,
+  },
   denoServer("node", "node:http (Deno)"),
   {
     name: "Node.js node:http",

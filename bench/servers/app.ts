@@ -1,6 +1,7 @@
 // The servers of `deno task bench`, one app per process: `hello` (a fixed plaintext answer), `routed` (the
 // Router page of routed.ts) or `static <root>` (serveStatic on a folder), on `pier`, `deno` (Deno.serve)
-// or `node` (node:http, Deno's Node compatibility layer), or `pier-public` (Pier without its fast paths). The app code is the same on every server.
+// or `node` (node:http, Deno's Node compatibility layer), or `pier-public` (Pier without its fast paths), or
+// `floor` (hello only: canned bytes on Deno.listen, the platform's floor). The app code is the same on every server.
 // Prints "ready <port>" once listening on 127.0.0.1.
 import { createServer } from "node:http";
 import { type Handler, serve, serveStatic } from "../../mod.ts";
@@ -23,7 +24,48 @@ else {
   Deno.exit(2);
 }
 
-if (kind === "pier" || kind === "pier-public") {
+if (kind === "floor" && app === "hello") {
+  // The floor of the platform, not a server: Deno.listen answering every request head it sees (counted by
+  // its blank line, so pipelining works) with the same canned bytes, parsing nothing. What any HTTP/1.1
+  // engine written on Deno.Conn pays before it does any work of its own.
+  const date = new Date().toUTCString();
+  const canned = new TextEncoder().encode(
+    `HTTP/1.1 200 OK\r\ncontent-type: text/plain;charset=UTF-8\r\ndate: ${date}\r\ncontent-length: ${BODY.length}\r\n\r\n${BODY}`,
+  );
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  ready((listener.addr as Deno.NetAddr).port);
+  const answer = async (conn: Deno.Conn) => {
+    const buf = new Uint8Array(64 * 1024);
+    let tail = 0; // bytes of "\r\n\r\n" matched at the end of the previous read
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        let heads = 0;
+        for (let i = 0; i < n; i++) {
+          const b = buf[i];
+          tail = b === (tail % 2 === 0 ? 13 : 10) ? tail + 1 : b === 13 ? 1 : 0;
+          if (tail === 4) {
+            heads++;
+            tail = 0;
+          }
+        }
+        if (heads === 1) await conn.write(canned);
+        else if (heads > 1) {
+          const out = new Uint8Array(canned.length * heads);
+          for (let h = 0; h < heads; h++) out.set(canned, h * canned.length);
+          for (let off = 0; off < out.length;) off += await conn.write(out.subarray(off));
+        }
+      }
+    } catch { /* the client left */ }
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  };
+  (async () => {
+    for await (const conn of listener) answer(conn);
+  })();
+} else if (kind === "pier" || kind === "pier-public") {
   // pier-public: the engine with its Deno fast paths (server/_fast.ts) off, public Request/Response only.
   if (kind === "pier-public") setFastPaths(false);
   serve({ hostname: "127.0.0.1", port: 0, idleTimeoutMs: IDLE_MS, onListen: (a) => ready(a.port) }, handler);
