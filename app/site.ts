@@ -176,10 +176,17 @@ export function formatBytes(bytes: number): string {
   return `${Number(value.toFixed(value < 10 ? 1 : 0))} ${units[unit]}`;
 }
 
+/**
+ * How long the home page's file is trusted before it is stat'ed again: as serveStatic's `cacheRevalidateMs`,
+ * an edit shows within a second, and a busy page costs one stat a second rather than one per visit.
+ */
+const HOME_REVALIDATE_MS = 1000;
+
 /** static/index.html, read again only when its mtime changes. */
 class HomePage {
   #path: string;
   #cached: { mtime: number; parts: string[] } | null = null;
+  #checkedAt = -Infinity;
 
   constructor(path: string) {
     this.#path = path;
@@ -187,6 +194,8 @@ class HomePage {
 
   /** The page split around the placeholder; null when the file is missing. */
   async parts(): Promise<string[] | null> {
+    const now = performance.now();
+    if (this.#cached !== null && now - this.#checkedAt < HOME_REVALIDATE_MS) return this.#cached.parts;
     let mtime: number;
     try {
       mtime = (await Deno.stat(this.#path)).mtime?.getTime() ?? 0;
@@ -197,6 +206,7 @@ class HomePage {
     if (this.#cached?.mtime !== mtime) {
       this.#cached = { mtime, parts: (await Deno.readTextFile(this.#path)).split(VISIT_COUNT_RE) };
     }
+    this.#checkedAt = now;
     return this.#cached.parts;
   }
 }
