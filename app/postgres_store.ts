@@ -10,11 +10,13 @@ import {
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_LIST_LIMIT,
   type Message,
+  messageFromRow,
   type NewMessage,
   type NewUpload,
   type StoreBackend,
   StoreError,
   type Upload,
+  uploadFromRow,
 } from "./store.ts";
 
 /**
@@ -157,31 +159,7 @@ function storeError(err: unknown): StoreError {
   return new StoreError(String(e?.message ?? err), code);
 }
 
-type Row = Record<string, unknown>;
 type Sql = postgres.Sql;
-
-const message = (r: Row): Message => ({
-  id: Number(r.id),
-  createdAt: Number(r.created_at),
-  name: String(r.name),
-  email: String(r.email),
-  message: String(r.message),
-  clientAddr: String(r.client_addr),
-  sessionId: r.session_id === null ? null : String(r.session_id),
-});
-
-const upload = (r: Row): Upload => ({
-  id: Number(r.id),
-  createdAt: Number(r.created_at),
-  storedName: String(r.stored_name),
-  originalName: String(r.original_name),
-  size: Number(r.size),
-  contentType: String(r.content_type),
-  sha256: String(r.sha256),
-  description: String(r.description),
-  clientAddr: String(r.client_addr),
-  sessionId: r.session_id === null ? null : String(r.session_id),
-});
 
 /**
  * The site's store in PostgreSQL: the same operations, schema versions and promises as the SQLite
@@ -306,7 +284,7 @@ export class PostgresStore implements StoreBackend {
    */
   listMessages(limit: number = DEFAULT_LIST_LIMIT): Promise<Message[]> {
     return this.#run(async (sql) =>
-      (await sql`SELECT * FROM messages ORDER BY created_at DESC, id DESC LIMIT ${limit}`).map(message)
+      (await sql`SELECT * FROM messages ORDER BY created_at DESC, id DESC LIMIT ${limit}`).map(messageFromRow)
     );
   }
 
@@ -337,7 +315,7 @@ export class PostgresStore implements StoreBackend {
    */
   listUploads(limit: number = DEFAULT_LIST_LIMIT): Promise<Upload[]> {
     return this.#run(async (sql) =>
-      (await sql`SELECT * FROM uploads ORDER BY created_at DESC, id DESC LIMIT ${limit}`).map(upload)
+      (await sql`SELECT * FROM uploads ORDER BY created_at DESC, id DESC LIMIT ${limit}`).map(uploadFromRow)
     );
   }
 

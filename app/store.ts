@@ -117,6 +117,63 @@ export interface Upload extends NewUpload {
   createdAt: number;
 }
 
+/** A database row as both drivers return it: column names to values. */
+export type Row = Record<string, unknown>;
+
+/**
+ * A `messages` row as a {@link Message}: the one mapping for both databases (SQLite rows come back from the
+ * Worker as they are, PostgreSQL's from the driver; BIGINT columns may arrive as strings, hence `Number`).
+ *
+ * @param r The row.
+ * @returns The message.
+ *
+ * @example
+ * ```ts
+ * import { messageFromRow } from "./store.ts";
+ * const m = messageFromRow({ id: 1, created_at: 0, name: "Ada", email: "a@b.c", message: "Hi", client_addr: "::1", session_id: null });
+ * console.log(m.clientAddr); // "::1"
+ * ```
+ */
+export function messageFromRow(r: Row): Message {
+  return {
+    id: Number(r.id),
+    createdAt: Number(r.created_at),
+    name: String(r.name),
+    email: String(r.email),
+    message: String(r.message),
+    clientAddr: String(r.client_addr),
+    sessionId: r.session_id === null ? null : String(r.session_id),
+  };
+}
+
+/**
+ * An `uploads` row as an {@link Upload}, for both databases.
+ *
+ * @param r The row.
+ * @returns The upload record.
+ *
+ * @example
+ * ```ts
+ * import { uploadFromRow } from "./store.ts";
+ * const u = uploadFromRow({ id: 1, created_at: 0, stored_name: "x", original_name: "a.txt", size: 3, content_type: "text/plain", sha256: "", description: "", client_addr: "::1", session_id: null });
+ * console.log(u.size); // 3
+ * ```
+ */
+export function uploadFromRow(r: Row): Upload {
+  return {
+    id: Number(r.id),
+    createdAt: Number(r.created_at),
+    storedName: String(r.stored_name),
+    originalName: String(r.original_name),
+    size: Number(r.size),
+    contentType: String(r.content_type),
+    sha256: String(r.sha256),
+    description: String(r.description),
+    clientAddr: String(r.client_addr),
+    sessionId: r.session_id === null ? null : String(r.session_id),
+  };
+}
+
 /** Options for {@link Store}. */
 export interface StoreOptions {
   /** See {@link DEFAULT_BUSY_TIMEOUT_MS}. */
@@ -278,7 +335,7 @@ export class Store implements StoreBackend {
    * @returns The messages.
    */
   listMessages(limit: number = DEFAULT_LIST_LIMIT): Promise<Message[]> {
-    return this.#call("listMessages", [limit]) as Promise<Message[]>;
+    return (this.#call("listMessages", [limit]) as Promise<Row[]>).then((rows) => rows.map(messageFromRow));
   }
 
   /**
@@ -299,7 +356,7 @@ export class Store implements StoreBackend {
    * @returns The uploads.
    */
   listUploads(limit: number = DEFAULT_LIST_LIMIT): Promise<Upload[]> {
-    return this.#call("listUploads", [limit]) as Promise<Upload[]>;
+    return (this.#call("listUploads", [limit]) as Promise<Row[]>).then((rows) => rows.map(uploadFromRow));
   }
 
   /**

@@ -103,28 +103,6 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
     }
   };
 
-  const message = (r: Row) => ({
-    id: Number(r.id),
-    createdAt: Number(r.created_at),
-    name: String(r.name),
-    email: String(r.email),
-    message: String(r.message),
-    clientAddr: String(r.client_addr),
-    sessionId: r.session_id === null ? null : String(r.session_id),
-  });
-  const upload = (r: Row) => ({
-    id: Number(r.id),
-    createdAt: Number(r.created_at),
-    storedName: String(r.stored_name),
-    originalName: String(r.original_name),
-    size: Number(r.size),
-    contentType: String(r.content_type),
-    sha256: String(r.sha256),
-    description: String(r.description),
-    clientAddr: String(r.client_addr),
-    sessionId: r.session_id === null ? null : String(r.session_id),
-  });
-
   const ops: Record<string, (...args: never[]) => unknown> = {
     open(path: string, busyTimeoutMs: number, maxBytes: number, migrations: string[]) {
       if (db) return null;
@@ -229,7 +207,7 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
     listMessages(limit: number) {
       return (need().prepare(
         "SELECT * FROM messages ORDER BY created_at DESC, id DESC LIMIT ?",
-      ).all(limit) as Row[]).map(message);
+      ).all(limit) as Row[]); // mapped by messageFromRow in store.ts
     },
     addUpload(u: {
       storedName: string;
@@ -260,7 +238,7 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
     listUploads(limit: number) {
       return (need().prepare(
         "SELECT * FROM uploads ORDER BY created_at DESC, id DESC LIMIT ?",
-      ).all(limit) as Row[]).map(upload);
+      ).all(limit) as Row[]); // mapped by uploadFromRow in store.ts
     },
   };
 
