@@ -25,6 +25,7 @@ export {
   NEED_DATA,
   type ParserEvent,
   type ParserLimits,
+  type ParserOptions,
   type ParserState,
   PAUSED,
   ProtocolError,

@@ -309,7 +309,10 @@ export function markBodyUsed(res: Response): void {
 }
 
 /** Deno's core ops, reached the way its own `Deno.Conn` does; null when this Deno does not expose them. */
-const core: { read(rid: number, buf: Uint8Array): Promise<number> } | null = (() => {
+const core: {
+  read(rid: number, buf: Uint8Array): Promise<number>;
+  decode?(buf: Uint8Array): string;
+} | null = (() => {
   try {
     const c = (Deno as any)[(Deno as any).internal]?.core;
     return typeof c?.read === "function" ? c : null;
@@ -317,6 +320,30 @@ const core: { read(rid: number, buf: Uint8Array): Promise<number> } | null = (()
     return null;
   }
 })();
+
+const textDecoder = new TextDecoder();
+/** Deno's own UTF-8 decoder op (what `TextDecoder` ends in, without its option checks), if it checks out. */
+const coreDecode: ((buf: Uint8Array) => string) | null = (() => {
+  const decode = core?.decode;
+  if (typeof decode !== "function") return null;
+  try {
+    const probe = new Uint8Array([71, 69, 84, 32, 47, 32, 72, 84, 84, 80, 47, 49, 46, 49, 13, 10]);
+    return decode.call(core, probe.subarray(4, 14)) === "/ HTTP/1.1" ? (b) => decode.call(core, b) : null;
+  } catch {
+    return null;
+  }
+})();
+
+/**
+ * Decode bytes that are all ASCII (the parser checked) into a string: Deno's decoder op directly, which
+ * skips `TextDecoder.decode`'s argument checks (about 50 ns of a request's head), or `TextDecoder`.
+ *
+ * @param bytes ASCII bytes.
+ * @returns The string, one char per byte.
+ */
+export function decodeAscii(bytes: Uint8Array): string {
+  return coreDecode !== null ? coreDecode(bytes) : textDecoder.decode(bytes);
+}
 
 /**
  * A read function for a plain TCP connection that skips `Deno.Conn.read`'s wrapper (an extra async

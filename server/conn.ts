@@ -2,7 +2,7 @@
 // order, and decide in one place whether the connection is reused. It owns timeouts' effects, backpressure
 // and the 100-continue decision; it must never let handler errors or client input crash the server.
 import { NEED_DATA, PAUSED, ProtocolError, type RequestHead, RequestParser } from "./http1.ts";
-import { headerList, makeRequest, markBodyUsed, rawReader, staticBody } from "./_fast.ts";
+import { decodeAscii, headerList, makeRequest, markBodyUsed, rawReader, staticBody } from "./_fast.ts";
 import { concatBytes } from "./_bytes.ts";
 import { STATUS_TEXT } from "./status.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
@@ -61,6 +61,7 @@ export const Deadline = { None: 0, Idle: 1, Head: 2, Body: 3, Write: 4 } as cons
 export type Deadline = typeof Deadline[keyof typeof Deadline];
 
 const encoder = new TextEncoder();
+const PARSER_OPTIONS = { decodeAscii };
 
 const STATUS_LINES: string[] = [];
 // Status lines for the known codes, made once; others get an empty reason phrase, which is valid.
@@ -222,8 +223,12 @@ export class Connection {
   #bodyDetached = false;
   #bodyError: ProtocolError | null = null;
   #clientGone = false;
-  /** The one read in flight (it lands in the parser's buffer), shared by the loop, bodies and the watch. */
-  #pendingRead: Promise<number | null> | null = null;
+  /**
+   * The one socket read in flight (it lands in the parser's buffer), shared by the loop, bodies and the
+   * watch: the op's own promise (bytes read, 0 at EOF). Whoever sees it settle first commits the bytes
+   * ({@link Connection.#settled}); the others only learn the count.
+   */
+  #pendingRead: Promise<number> | null = null;
   /** True from a request's head until its answer is written: a client leaving then is noticed. */
   #inFlight = false;
   #watching = false;
@@ -244,7 +249,7 @@ export class Connection {
   constructor(conn: Deno.Conn, host: ConnectionHost) {
     this.conn = conn;
     this.#host = host;
-    this.#parser = new RequestParser(host.parserLimits);
+    this.#parser = new RequestParser(host.parserLimits, PARSER_OPTIONS);
     this.#remoteAddr = conn.remoteAddr as Deno.NetAddr;
     const raw = rawReader(conn);
     this.#readInto = raw ?? ((buf) => conn.read(buf).then((n) => n ?? 0));
@@ -266,6 +271,8 @@ export class Connection {
     if (this.#closed) return;
     this.#closed = true;
     this.deadline = 0;
+    // A read in flight now fails (the resource is gone); it may have no one left to await it.
+    this.#pendingRead?.catch(() => {});
     try {
       this.conn.close();
     } catch { /* already closed */ }
@@ -309,21 +316,31 @@ export class Connection {
     this.deadline = ms > 0 ? this.#host.now + ms : 0;
   }
 
+  /** Start the socket read into the parser's buffer, unless one is in flight; returns the one in flight. */
+  #startRead(): Promise<number> {
+    return this.#pendingRead ??= this.#readInto(this.#parser.writable());
+  }
+
+  /** The read `op` settled with `n` bytes: commit them, once, if no one else did. */
+  #settled(op: Promise<number>, n: number): void {
+    if (this.#pendingRead !== op) return;
+    this.#pendingRead = null;
+    if (n > 0) this.#parser.commit(n);
+  }
+
   /** Start, or join, the read in flight. It commits what it reads; null means EOF or a vanished peer. */
-  #read(): Promise<number | null> {
-    if (this.#pendingRead === null) {
-      this.#pendingRead = this.#readInto(this.#parser.writable()).then((n) => {
-        this.#pendingRead = null;
-        if (n === 0) return null;
-        this.#parser.commit(n);
-        return n;
-      }, (e) => {
-        this.#pendingRead = null;
-        if (isDisconnect(e) || this.#closed) return null;
-        throw e;
-      });
+  async #read(): Promise<number | null> {
+    const op = this.#startRead();
+    let n: number;
+    try {
+      n = await op;
+    } catch (e) {
+      if (this.#pendingRead === op) this.#pendingRead = null;
+      if (isDisconnect(e) || this.#closed) return null;
+      throw e;
     }
-    return this.#pendingRead;
+    this.#settled(op, n);
+    return n === 0 ? null : n;
   }
 
   /** Read more body bytes into the parser, under the body timeout. False on EOF or when closed. */
@@ -394,11 +411,11 @@ export class Connection {
             const wp = conn.write(len === out.length ? out : out.subarray(0, len));
             // Start the next read now rather than after the write: both ops go out in one turn of the
             // event loop. The read lands in the parser's buffer and the code below joins it.
-            if (this.#pendingRead === null && !this.#closeAfter) this.#read().catch(() => {});
+            if (this.#pendingRead === null && !this.#closeAfter) this.#startRead();
             const n = await wp;
             if (n < len) await this.#writeAll(out.subarray(n, len));
           } catch (e) {
-            if (isDisconnect(e)) return;
+            if (isDisconnect(e)) return; // close() quiets the read started above
             throw e;
           }
           // Written: the buffer goes back to the pool while this connection waits for its next request.
@@ -416,20 +433,19 @@ export class Connection {
           if (host.closing) return;
           this.#setDeadline(Deadline.Idle, host.idleTimeoutMs);
         }
-        if (this.#pendingRead !== null) {
-          // A read started while the last request was served: it has (or will have) committed its bytes.
-          if ((await this.#pendingRead) === null) return;
-          continue;
-        }
+        // Join the read started with the write (or by the watch while the last request was served), or
+        // start one. The op's own promise is awaited: no wrapper promise on the path every request takes.
+        const op = this.#startRead();
         let n: number;
         try {
-          n = await this.#readInto(p.writable());
+          n = await op;
         } catch (e) {
-          if (isDisconnect(e)) return;
+          if (this.#pendingRead === op) this.#pendingRead = null;
+          if (isDisconnect(e) || this.#closed) return;
           throw e;
         }
+        this.#settled(op, n);
         if (n === 0) return;
-        p.commit(n);
         continue;
       }
       if (ev === PAUSED) return; // not reused: the keep-alive decision said close

@@ -101,6 +101,15 @@ export interface RequestHead {
   expectContinue: boolean;
 }
 
+/** How the parser turns bytes into strings; the defaults use only the web platform. */
+export interface ParserOptions {
+  /**
+   * Decode bytes known to be ASCII (a head without obs-text). Default: `TextDecoder`. The server passes a
+   * faster one where the runtime has it; the parser itself stays free of any runtime API.
+   */
+  decodeAscii?: (bytes: Uint8Array) => string;
+}
+
 /** A parser event: a request head, a piece of body, or the end of the message; or an error. */
 export type ParserEvent =
   | { type: "head"; head: RequestHead }
@@ -169,6 +178,7 @@ const INITIAL_BUFFER = 4096;
 const BODY_BUFFER = 64 * 1024;
 
 const asciiDecoder = new TextDecoder();
+const decodeWithTextDecoder = (bytes: Uint8Array): string => asciiDecoder.decode(bytes);
 
 /** Bytes to a string, one char per byte (field values are ISO-8859-1 on the wire, RFC 9110 §5.5). */
 function latin1(buf: Uint8Array, start: number, end: number): string {
@@ -248,14 +258,17 @@ export class RequestParser {
   #lastHost: string | null = null;
   #obsText = false;
   #scanned = 0;
+  readonly #decodeAscii: (bytes: Uint8Array) => string;
 
   /**
    * Make a parser for one connection.
    *
    * @param limits Overrides for {@link DEFAULT_PARSER_LIMITS}.
+   * @param options How bytes become strings (see {@link ParserOptions}).
    */
-  constructor(limits: Partial<ParserLimits> = {}) {
+  constructor(limits: Partial<ParserLimits> = {}, options: ParserOptions = {}) {
     this.limits = { ...DEFAULT_PARSER_LIMITS, ...limits };
+    this.#decodeAscii = options.decodeAscii ?? decodeWithTextDecoder;
     this.#buf = new Uint8Array(INITIAL_BUFFER);
     const l = this.limits;
     this.#maxBuffer = Math.max(l.maxHeadBytes, l.maxChunkLineBytes, l.maxTrailerBytes) + INITIAL_BUFFER;
@@ -558,7 +571,7 @@ export class RequestParser {
     // of plain ASCII, the usual case, decodes natively; obs-text needs the byte-per-char path.
     const text = this.#obsText
       ? latin1(buf, base, this.#start)
-      : asciiDecoder.decode(buf.subarray(base, this.#start));
+      : this.#decodeAscii(buf.subarray(base, this.#start));
     const method = methodString(buf, base + this.#headBegin, base + this.#mEnd);
     const target = text.slice(this.#tStart, this.#tEnd);
     // RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
