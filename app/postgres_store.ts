@@ -13,6 +13,7 @@ import {
   messageFromRow,
   type NewMessage,
   type NewUpload,
+  sessionFromRow,
   type StoreBackend,
   StoreError,
   type Upload,
@@ -371,16 +372,7 @@ export class PostgresStore implements StoreBackend {
 
   async #sessionGet(sql: Sql, id: string): Promise<StoredSession | undefined> {
     const rows = await sql`SELECT created_at, last_seen_at, expires_at, data FROM sessions WHERE id = ${id}`;
-    if (rows.length === 0) return undefined;
-    const r = rows[0];
-    return {
-      data: {
-        values: JSON.parse(String(r.data)),
-        createdAt: Number(r.created_at),
-        lastSeenAt: Number(r.last_seen_at),
-      },
-      expiresAt: Number(r.expires_at),
-    };
+    return rows.length === 0 ? undefined : sessionFromRow(rows[0]);
   }
 
   /** Migrate if needed, then run `fn` within the call timeout; every failure becomes a StoreError. */

@@ -174,6 +174,30 @@ export function uploadFromRow(r: Row): Upload {
   };
 }
 
+/**
+ * A `sessions` row as the {@link StoredSession} the framework's session middleware reads, for both databases.
+ *
+ * @param r The row (created_at, last_seen_at, expires_at, data as JSON text).
+ * @returns The stored session.
+ *
+ * @example
+ * ```ts
+ * import { sessionFromRow } from "./store.ts";
+ * const s = sessionFromRow({ created_at: 1, last_seen_at: 2, expires_at: 3, data: "{}" });
+ * console.log(s.expiresAt); // 3
+ * ```
+ */
+export function sessionFromRow(r: Row): StoredSession {
+  return {
+    data: {
+      values: JSON.parse(String(r.data)),
+      createdAt: Number(r.created_at),
+      lastSeenAt: Number(r.last_seen_at),
+    },
+    expiresAt: Number(r.expires_at),
+  };
+}
+
 /** Options for {@link Store}. */
 export interface StoreOptions {
   /** See {@link DEFAULT_BUSY_TIMEOUT_MS}. */
@@ -295,7 +319,11 @@ export class Store implements StoreBackend {
     this.#busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     this.#callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.#maxDatabaseBytes = options.maxDatabaseBytes ?? DEFAULT_MAX_DATABASE_BYTES;
-    this.sessions = sessionStoreOver((op, args) => this.#call(op, args));
+    this.sessions = sessionStoreOver((op, args) =>
+      op === "sessionGet"
+        ? (this.#call(op, args) as Promise<Row | undefined>).then((r) => r && sessionFromRow(r))
+        : this.#call(op, args)
+    );
   }
 
   /**

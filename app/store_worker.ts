@@ -138,15 +138,7 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
       const r = need().prepare(
         "SELECT created_at, last_seen_at, expires_at, data FROM sessions WHERE id = ?",
       ).get(id) as Row | undefined;
-      if (!r) return undefined;
-      return {
-        data: {
-          values: JSON.parse(String(r.data)),
-          createdAt: Number(r.created_at),
-          lastSeenAt: Number(r.last_seen_at),
-        },
-        expiresAt: Number(r.expires_at),
-      };
+      return r; // mapped by sessionFromRow in store.ts
     },
     sessionSet(
       id: string,

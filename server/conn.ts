@@ -328,6 +328,12 @@ export class Connection {
     if (n > 0) this.#parser.commit(n);
   }
 
+  /** The read `op` failed: forget it. A vanished peer (or our own close) returns; anything else throws. */
+  #readFailed(op: Promise<number>, e: unknown): void {
+    if (this.#pendingRead === op) this.#pendingRead = null;
+    if (!isDisconnect(e) && !this.#closed) throw e;
+  }
+
   /** Start, or join, the read in flight. It commits what it reads; null means EOF or a vanished peer. */
   async #read(): Promise<number | null> {
     const op = this.#startRead();
@@ -335,9 +341,8 @@ export class Connection {
     try {
       n = await op;
     } catch (e) {
-      if (this.#pendingRead === op) this.#pendingRead = null;
-      if (isDisconnect(e) || this.#closed) return null;
-      throw e;
+      this.#readFailed(op, e);
+      return null;
     }
     this.#settled(op, n);
     return n === 0 ? null : n;
@@ -440,9 +445,8 @@ export class Connection {
         try {
           n = await op;
         } catch (e) {
-          if (this.#pendingRead === op) this.#pendingRead = null;
-          if (isDisconnect(e) || this.#closed) return;
-          throw e;
+          this.#readFailed(op, e);
+          return;
         }
         this.#settled(op, n);
         if (n === 0) return;
