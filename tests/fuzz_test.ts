@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import type { ParserLimits } from "../server/http1.ts";
 import { serve } from "../server/serve.ts";
+import { concatBytes } from "../server/_bytes.ts";
 import {
   caseSeed,
   checkParse,
@@ -211,15 +212,7 @@ async function exchange(
   try {
     conn.close();
   } catch { /* closed */ }
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  const all = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return { text: dec.decode(all), timedOut, reset };
+  return { text: dec.decode(concatBytes(chunks)), timedOut, reset };
 }
 
 async function normalRequestWorks(port: number): Promise<void> {

@@ -6,6 +6,7 @@ import { type PierServer, serve, type ServeOptions } from "../mod.ts";
 import { Connection, type ConnectionHost } from "../server/conn.ts";
 import { fastPathsActive, setFastPaths } from "../server/_fast.ts";
 import type { Handler } from "../server/types.ts";
+import { concatBytes } from "../server/_bytes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -52,15 +53,7 @@ async function exchange(
   try {
     conn.close();
   } catch { /* closed */ }
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  const all = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    all.set(c, off);
-    off += c.length;
-  }
-  return { text: String.fromCharCode(...all), closed };
+  return { text: String.fromCharCode(...concatBytes(chunks)), closed };
 }
 
 /**
@@ -615,8 +608,7 @@ Deno.test({
           chunks.push(buf.slice(0, n));
         }
         conn.close();
-        const all = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
-        chunks.reduce((at, c) => (all.set(c, at), at + c.length), 0);
+        const all = concatBytes(chunks);
         const split = all.findIndex((_, i) =>
           all[i] === 13 && all[i + 1] === 10 && all[i + 2] === 13 && all[i + 3] === 10
         );
