@@ -7,6 +7,7 @@
 // `storeWorkerSource()` turns `storeWorkerMain` into text, and store.ts starts the Worker from a Blob URL.
 // The function therefore must not use anything from its module scope: only its parameter and globals.
 import type { DatabaseSync } from "node:sqlite";
+import type { NewMessage, NewUpload } from "./store.ts"; // types only: erased, so the Worker source stays self-contained
 
 /** A request from store.ts to the Worker. `op` names a method of the protocol below. */
 export interface StoreRequest {
@@ -185,9 +186,7 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
         need().prepare("DELETE FROM sessions WHERE expires_at <= ?").run(Math.floor(now)).changes,
       );
     },
-    addMessage(
-      m: { name: string; email: string; message: string; clientAddr: string; sessionId: string | null },
-    ) {
+    addMessage(m: NewMessage) {
       // One statement is one transaction: when run() returns, the row is committed (and, with
       // synchronous=FULL, on disk), so the caller may acknowledge it.
       const r = need().prepare(
@@ -201,16 +200,7 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
         "SELECT * FROM messages ORDER BY created_at DESC, id DESC LIMIT ?",
       ).all(limit) as Row[]); // mapped by messageFromRow in store.ts
     },
-    addUpload(u: {
-      storedName: string;
-      originalName: string;
-      size: number;
-      contentType: string;
-      sha256: string;
-      description: string;
-      clientAddr: string;
-      sessionId: string | null;
-    }) {
+    addUpload(u: NewUpload) {
       const r = need().prepare(
         `INSERT INTO uploads (created_at, stored_name, original_name, size, content_type, sha256,
            description, client_addr, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
