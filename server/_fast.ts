@@ -17,6 +17,10 @@ export interface StaticBody {
   contentType?: string | null;
 }
 
+// Deno defines `Request` and `Response` as lazy accessors on the global object, so each use of the global
+// name is a getter call; these are read once.
+const RequestClass = Request;
+
 const symbolOf = (o: object, description: string): symbol | undefined =>
   Object.getOwnPropertySymbols(o).find((s) => s.description === description);
 
@@ -167,7 +171,7 @@ function fastRequest(
   body: BodySource,
   onCancel?: (cb: () => void) => void,
 ): Request {
-  const req: any = new Request(k.brand as string);
+  const req: any = new RequestClass(k.brand as string);
   req[k.sRequest] = new InnerRequest(
     method,
     url,
@@ -236,7 +240,9 @@ function rawHeaderList(k: Internals, res: Response): readonly (readonly [string,
   return list;
 }
 
-let internals: Internals | null = detect();
+/** What detection found, once: never reassigned, so the optimiser sees fixed symbol keys at each use. */
+const FOUND: Internals | null = detect();
+let internals: Internals | null = FOUND;
 
 /**
  * Build a `Request` for an incoming message. With Deno's internals this costs about a tenth of
@@ -282,6 +288,20 @@ export function makeRequest(
 export function staticBody(res: Response): StaticBody | null {
   if (internals === null) return res.body === null ? { body: null } : null;
   return fastStaticBody(internals, res);
+}
+
+/**
+ * The response's status, read from Deno's inner response (what the `status` getter returns, without its
+ * brand check), or through the getter without the internals.
+ *
+ * @param res The handler's response.
+ * @returns The status code.
+ */
+export function statusOf(res: Response): number {
+  const k = internals;
+  if (k === null) return res.status;
+  const status = (res as any)[k.sResponse]?.status;
+  return typeof status === "number" ? status : res.status;
 }
 
 /**
@@ -378,5 +398,5 @@ export function fastPathsActive(): boolean {
  * @param enabled False to use only the public API.
  */
 export function setFastPaths(enabled: boolean): void {
-  internals = enabled ? detect() : null;
+  internals = enabled ? FOUND : null;
 }

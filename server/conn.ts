@@ -2,7 +2,15 @@
 // order, and decide in one place whether the connection is reused. It owns timeouts' effects, backpressure
 // and the 100-continue decision; it must never let handler errors or client input crash the server.
 import { NEED_DATA, PAUSED, ProtocolError, type RequestHead, RequestParser } from "./http1.ts";
-import { decodeAscii, headerList, makeRequest, markBodyUsed, rawReader, staticBody } from "./_fast.ts";
+import {
+  decodeAscii,
+  headerList,
+  makeRequest,
+  markBodyUsed,
+  rawReader,
+  staticBody,
+  statusOf,
+} from "./_fast.ts";
 import { concatBytes } from "./_bytes.ts";
 import { STATUS_TEXT } from "./status.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
@@ -61,6 +69,9 @@ export const Deadline = { None: 0, Idle: 1, Head: 2, Body: 3, Write: 4 } as cons
 export type Deadline = typeof Deadline[keyof typeof Deadline];
 
 const encoder = new TextEncoder();
+const CR = 0x0d, LF = 0x0a;
+/** Deno's global `Response` is a lazy accessor (a getter call per use); the class is read once. */
+const ResponseClass = Response;
 const PARSER_OPTIONS = { decodeAscii };
 
 const STATUS_LINES: string[] = [];
@@ -94,6 +105,50 @@ const SCRATCH = new Uint8Array(OUT_BUFFER);
 const INLINE_BODY_CHARS = 4096;
 /** Queued pipelined answers are flushed once this much is waiting, so a deep pipeline cannot grow memory. */
 const FLUSH_AT = 64 * 1024;
+
+/**
+ * String bodies up to this many chars are copied in a JS loop rather than through the encoder op, whose
+ * call costs about as much as copying this many chars.
+ */
+const LOOP_BODY_CHARS = 64;
+const CONNECTION_CLOSE = encoder.encode("connection: close\r\n");
+const CONNECTION_KEEP_ALIVE = encoder.encode("connection: keep-alive\r\n");
+
+/**
+ * The bytes that start a plain answer (200, one Content-Type, the date) up to its Content-Length value,
+ * by content type. They change only with the date, once a second; until then each such answer copies
+ * them instead of building and encoding its head. Bounded: a server with more content types than this
+ * starts the cache over.
+ */
+const plainHeads = new Map<string | null, { dateLine: string; bytes: Uint8Array }>();
+const PLAIN_HEADS_MAX = 32;
+function plainHead(contentType: string | null, dateLine: string): Uint8Array {
+  const hit = plainHeads.get(contentType);
+  if (hit !== undefined && hit.dateLine === dateLine) return hit.bytes;
+  if (hit === undefined && plainHeads.size >= PLAIN_HEADS_MAX) plainHeads.clear();
+  const type = contentType === null ? "" : `content-type: ${contentType}\r\n`;
+  const text = `${statusLine(200)}${type}${dateLine}content-length: `;
+  // Header values are ISO-8859-1 byte strings (RFC 9110 §5.5): one byte per char, not UTF-8.
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  plainHeads.set(contentType, { dateLine, bytes });
+  return bytes;
+}
+
+/** Write `n` (a non-negative integer) in decimal at `at`; returns the offset after it. */
+function writeDecimal(out: Uint8Array, at: number, n: number): number {
+  if (n < 10) {
+    out[at] = 0x30 + n;
+    return at + 1;
+  }
+  let digits = 1;
+  for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
+  for (let i = at + digits - 1; i >= at; i--) {
+    out[i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  return at + digits;
+}
 
 /** What {@link probeStream} found: the chunks ready now, and whether the stream had ended. */
 interface Probe {
@@ -535,7 +590,7 @@ export class Connection {
     } catch (e) {
       return this.#handlerFailed(e, request, head);
     }
-    if (result instanceof Response) return this.#respond(result, head);
+    if (result instanceof ResponseClass) return this.#respond(result, head);
     return this.#awaitHandler(result, request, head);
   }
 
@@ -548,7 +603,7 @@ export class Connection {
     let response: Response;
     try {
       response = await result;
-      if (!(response instanceof Response)) throw new TypeError("handler did not return a Response");
+      if (!(response instanceof ResponseClass)) throw new TypeError("handler did not return a Response");
     } catch (e) {
       return this.#handlerFailed(e, request, head);
     }
@@ -570,7 +625,7 @@ export class Connection {
     let response: Response;
     try {
       response = await this.#host.onHandlerError(e, request);
-      if (!(response instanceof Response)) throw new TypeError("onError did not return a Response");
+      if (!(response instanceof ResponseClass)) throw new TypeError("onError did not return a Response");
     } catch (e2) {
       this.#host.log("error handler failed", e2);
       response = new Response("Internal Server Error\n", { status: 500 });
@@ -772,11 +827,20 @@ export class Connection {
   /** Queue (or stream) a response. Undefined when it was only queued, the common case. */
   #writeResponse(res: Response, head: RequestHead): Promise<void> | undefined {
     const host = this.#host;
-    const status = res.status;
+    const status = statusOf(res);
     const isHead = head.method === "HEAD";
     // RFC 9110 §6.4.1: 1xx, 204 and 304 never carry content; HEAD gets the headers GET would.
     const noContent = status < 200 || status === 204 || status === 304;
     const fixed = staticBody(res);
+
+    if (
+      fixed !== null && fixed.contentType !== undefined && typeof fixed.body === "string" && !isHead &&
+      fixed.body.length <= INLINE_BODY_CHARS &&
+      this.#queuePlain(fixed.contentType, fixed.body, head.versionMinor)
+    ) {
+      markBodyUsed(res);
+      return this.#outLen >= FLUSH_AT ? this.#flush() : undefined;
+    }
 
     let s = statusLine(status);
     let declared = -1; // a Content-Length the handler set
@@ -840,6 +904,46 @@ export class Connection {
       return this.#queueFixed(s, status, declared, noContent, isHead, b, b === null ? 0 : b.length);
     }
     return this.#writeStream(res.body!, s, status, declared, noContent, isHead, head.versionMinor);
+  }
+
+  /**
+   * Queue a plain answer (200, at most a Content-Type, a short string body) from the cached head bytes.
+   * False, with nothing queued, when the body is not all ASCII: its UTF-8 length differs from its length
+   * in chars, and the caller takes the general path.
+   */
+  #queuePlain(contentType: string | null, body: string, versionMinor: 0 | 1): boolean {
+    const prefix = plainHead(contentType, this.#host.dateLine);
+    const n = body.length;
+    // The prefix, up to 16 digits and CRLF, a connection line, CRLF, the body.
+    const out = this.#reserve(prefix.length + 18 + CONNECTION_KEEP_ALIVE.length + 2 + n);
+    let at = this.#outLen;
+    out.set(prefix, at);
+    at = writeDecimal(out, at + prefix.length, n);
+    out[at++] = CR;
+    out[at++] = LF;
+    const connection = this.#closeAfter
+      ? CONNECTION_CLOSE
+      : versionMinor === 0
+      ? CONNECTION_KEEP_ALIVE
+      : null;
+    if (connection !== null) {
+      out.set(connection, at);
+      at += connection.length;
+    }
+    out[at++] = CR;
+    out[at++] = LF;
+    if (n <= LOOP_BODY_CHARS) {
+      for (let i = 0; i < n; i++) {
+        const c = body.charCodeAt(i);
+        if (c >= 0x80) return false;
+        out[at + i] = c;
+      }
+    } else {
+      const r = encoder.encodeInto(body, out.subarray(at));
+      if (r.read !== n || r.written !== n) return false;
+    }
+    this.#outLen = at + n;
+    return true;
   }
 
   /** Queue a head with its Content-Length and a body whose bytes are all known. */

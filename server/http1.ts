@@ -76,6 +76,11 @@ export type BodyFraming =
   | { kind: "chunked" }
   | { kind: "none" };
 
+// The framings without a number are shared (frozen): a new object per request would be garbage, and each
+// store of a young object into the long-lived parser costs a write barrier.
+const FRAMING_NONE: BodyFraming = Object.freeze({ kind: "none" });
+const FRAMING_CHUNKED: BodyFraming = Object.freeze({ kind: "chunked" });
+
 /** The form of the request-target (RFC 9112 §3.2). */
 export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
 
@@ -128,13 +133,32 @@ export const STATES = ["IDLE", "BODY", "DONE", "ERROR"] as const;
 export type ParserState = typeof STATES[number];
 type Transition = "head" | "end" | "next_cycle" | "error";
 
-/** Every legal step; anything else is a bug in the caller or here, and throws naming both. */
-const TRANSITIONS: Readonly<Record<ParserState, Partial<Record<Transition, ParserState>>>> = {
-  IDLE: { head: "BODY", error: "ERROR" },
-  BODY: { end: "DONE", error: "ERROR" },
-  DONE: { next_cycle: "IDLE" },
-  ERROR: {},
-};
+// States and transitions as small integers: the state changes three times per request, and a lookup by
+// string key at one site seeing several keys is a slow (megamorphic) property load in V8.
+const IDLE = 0, BODY = 1, DONE = 2, ERROR = 3;
+const T_HEAD = 0, T_END = 1, T_NEXT_CYCLE = 2, T_ERROR = 3;
+const TRANSITION_NAMES: readonly Transition[] = ["head", "end", "next_cycle", "error"];
+const NO = -1;
+/** Every legal step, `TRANSITIONS[state * 4 + transition]`; NO marks a bug in the caller or here. */
+const TRANSITIONS: readonly number[] = [
+  // head  end   next_cycle error
+  BODY,
+  NO,
+  NO,
+  ERROR, // IDLE
+  NO,
+  DONE,
+  NO,
+  ERROR, // BODY
+  NO,
+  NO,
+  IDLE,
+  NO, // DONE
+  NO,
+  NO,
+  NO,
+  NO, // ERROR
+];
 
 // Byte classes (RFC 9110 §5.6.2 tchar, §5.5 field-vchar and obs-text, RFC 3986 §2 URI characters).
 const CR = 0x0d, LF = 0x0a, SP = 0x20, HTAB = 0x09, COLON = 0x3a;
@@ -207,6 +231,68 @@ function methodString(buf: Uint8Array, start: number, end: number): string {
   return latin1(buf, start, end);
 }
 
+// Field names browsers and proxies send, by length: a name that matches one (ignoring case) is this string,
+// without slicing and lower-casing a new one. Most heads are made of these.
+const KNOWN_NAMES: string[][] = [];
+for (
+  const name of [
+    "host",
+    "accept",
+    "cookie",
+    "origin",
+    "pragma",
+    "expect",
+    "upgrade",
+    "referer",
+    "priority",
+    "connection",
+    "user-agent",
+    "keep-alive",
+    "content-type",
+    "content-length",
+    "cache-control",
+    "authorization",
+    "if-none-match",
+    "accept-encoding",
+    "accept-language",
+    "transfer-encoding",
+    "if-modified-since",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "range",
+    "dnt",
+    "te",
+    "sec-fetch-site",
+    "sec-fetch-mode",
+    "sec-fetch-dest",
+    "sec-fetch-user",
+    "sec-ch-ua",
+    "sec-ch-ua-mobile",
+    "sec-ch-ua-platform",
+    "upgrade-insecure-requests",
+    "content-encoding",
+    "if-match",
+    "if-range",
+  ]
+) (KNOWN_NAMES[name.length] ??= []).push(name);
+
+/** The lower-cased field name in `buf[start, end)`, a known name's string when it is one. */
+function fieldName(buf: Uint8Array, start: number, end: number, text: string, base: number): string {
+  const known = KNOWN_NAMES[end - start];
+  if (known !== undefined) {
+    for (let k = 0; k < known.length; k++) {
+      const name = known[k];
+      let i = 0;
+      // tchar bytes only: `| 0x20` folds A-Z onto a-z and leaves '-' and digits alone; no other tchar
+      // folds onto a letter or '-'.
+      while (i < name.length && (buf[start + i] | 0x20) === name.charCodeAt(i)) i++;
+      if (i === name.length) return name;
+    }
+  }
+  return text.slice(start - base, end - base).toLowerCase();
+}
+
 /**
  * A sans-IO HTTP/1.1 request parser: `feed()` bytes (or read into `writable()` and `commit()`), then call
  * `next()` until it answers `"need-data"` or `"paused"`.
@@ -228,7 +314,7 @@ function methodString(buf: Uint8Array, start: number, end: number): string {
 export class RequestParser {
   /** The limits in force: the defaults with the constructor's overrides. */
   readonly limits: Readonly<ParserLimits>;
-  #state: ParserState = "IDLE";
+  #state = IDLE;
   #buf: Uint8Array;
   #start = 0; // first unconsumed byte
   #end = 0; // end of received data
@@ -245,9 +331,11 @@ export class RequestParser {
   #nEnd = 0;
   #valStart = 0;
   #valEnd = 0;
+  /** Field line offsets, four per line; reused across requests (a truncated array would regrow each time). */
   #offs: number[] = [];
+  #nOffs = 0;
   // Body.
-  #framing: BodyFraming = { kind: "none" };
+  #framing: BodyFraming = FRAMING_NONE;
   #remaining = 0;
   #bodyTotal = 0;
   #cs = C_SIZE;
@@ -258,6 +346,7 @@ export class RequestParser {
   #lastHost: string | null = null;
   #obsText = false;
   #scanned = 0;
+  #lastView: Uint8Array | null = null;
   readonly #decodeAscii: (bytes: Uint8Array) => string;
 
   /**
@@ -276,7 +365,7 @@ export class RequestParser {
 
   /** The current state: IDLE (waiting for a head), BODY, DONE (message read) or ERROR. */
   get state(): ParserState {
-    return this.#state;
+    return STATES[this.#state];
   }
 
   /** Bytes received and not yet consumed by an event. */
@@ -286,7 +375,7 @@ export class RequestParser {
 
   /** True while waiting for a head and some of it has arrived (the header timer runs then). */
   get headStarted(): boolean {
-    return this.#state === "IDLE" && this.#end > this.#start;
+    return this.#state === IDLE && this.#end > this.#start;
   }
 
   /**
@@ -299,13 +388,15 @@ export class RequestParser {
 
   /** Bytes of body still expected with Content-Length framing; -1 for chunked (unknown). */
   get bodyRemaining(): number {
-    if (this.#state !== "BODY") return 0;
+    if (this.#state !== BODY) return 0;
     return this.#framing.kind === "length" ? this.#remaining : this.#framing.kind === "chunked" ? -1 : 0;
   }
 
-  #go(t: Transition): void {
-    const to = TRANSITIONS[this.#state][t];
-    if (to === undefined) throw new Error(`illegal parser transition: "${t}" in state ${this.#state}`);
+  #go(t: number): void {
+    const to = TRANSITIONS[this.#state * 4 + t];
+    if (to === NO) {
+      throw new Error(`illegal parser transition: "${TRANSITION_NAMES[t]}" in state ${STATES[this.#state]}`);
+    }
     this.#state = to;
   }
 
@@ -332,7 +423,7 @@ export class RequestParser {
    * @returns A writable view at the end of the received data.
    */
   writable(): Uint8Array {
-    if (this.#start === this.#end && this.#buf.length === INITIAL_BUFFER && this.#state !== "BODY") {
+    if (this.#start === this.#end && this.#buf.length === INITIAL_BUFFER && this.#state !== BODY) {
       this.#start = this.#end = 0;
       return this.#buf; // the common case, without making a view
     }
@@ -353,7 +444,7 @@ export class RequestParser {
       // Nothing pending: rewind. Give back a buffer a large head made us grow; take a larger one for a
       // large body, so an upload costs few reads.
       this.#start = this.#end = 0;
-      const bigBody = this.#state === "BODY" &&
+      const bigBody = this.#state === BODY &&
         (this.#remaining >= BODY_BUFFER || this.#framing.kind === "chunked");
       if (bigBody && this.#buf.length < BODY_BUFFER) this.#buf = new Uint8Array(BODY_BUFFER);
       else if (!bigBody && this.#buf.length > INITIAL_BUFFER) this.#buf = new Uint8Array(INITIAL_BUFFER);
@@ -376,10 +467,10 @@ export class RequestParser {
 
   /** After a message ends (`paused`), allow the next request on this connection (h11's start_next_cycle). */
   startNextCycle(): void {
-    this.#go("next_cycle");
+    this.#go(T_NEXT_CYCLE);
     this.#hs = H_START;
     this.#scan = 0;
-    this.#offs.length = 0;
+    this.#nOffs = 0;
     this.#endSent = false;
     this.#obsText = false;
   }
@@ -393,21 +484,31 @@ export class RequestParser {
    */
   next(): ParserEvent | typeof NEED_DATA | typeof PAUSED {
     switch (this.#state) {
-      case "IDLE":
+      case IDLE:
         return this.#parseHead();
-      case "BODY":
+      case BODY:
         return this.#framing.kind === "chunked" ? this.#chunked() : this.#lengthBody();
-      case "DONE":
+      case DONE:
         if (this.#endSent) return PAUSED;
         this.#endSent = true;
         return END;
-      case "ERROR":
+      default:
         return this.#error!;
     }
   }
 
+  /**
+   * `buf[start, end)` as a view. A keep-alive client tends to send heads of one length at one offset, so
+   * the last view is kept and reused when it matches (a typed-array view costs an allocation).
+   */
+  #headView(buf: Uint8Array, start: number, end: number): Uint8Array {
+    const v = this.#lastView;
+    if (v !== null && v.buffer === buf.buffer && v.byteOffset === start && v.length === end - start) return v;
+    return this.#lastView = buf.subarray(start, end);
+  }
+
   #fail(status: number, message: string): { type: "error"; error: ProtocolError } {
-    this.#go("error");
+    this.#go(T_ERROR);
     this.#error = { type: "error", error: new ProtocolError(status, message) };
     return this.#error;
   }
@@ -544,8 +645,14 @@ export class RequestParser {
         }
         case H_VALUE_LF:
           if (b !== LF) return this.#fail(400, "bare CR in field line");
-          if (this.#offs.length >= lim.maxHeaderCount * 4) return this.#fail(431, "too many header fields");
-          this.#offs.push(this.#nStart, this.#nEnd, this.#valStart, this.#valEnd);
+          const n = this.#nOffs;
+          if (n >= lim.maxHeaderCount * 4) return this.#fail(431, "too many header fields");
+          const offs = this.#offs;
+          offs[n] = this.#nStart;
+          offs[n + 1] = this.#nEnd;
+          offs[n + 2] = this.#valStart;
+          offs[n + 3] = this.#valEnd;
+          this.#nOffs = n + 4;
           st = H_LINE;
           i++;
           break;
@@ -571,7 +678,7 @@ export class RequestParser {
     // of plain ASCII, the usual case, decodes natively; obs-text needs the byte-per-char path.
     const text = this.#obsText
       ? latin1(buf, base, this.#start)
-      : this.#decodeAscii(buf.subarray(base, this.#start));
+      : this.#decodeAscii(this.#headView(buf, base, this.#start));
     const method = methodString(buf, base + this.#headBegin, base + this.#mEnd);
     const target = text.slice(this.#tStart, this.#tEnd);
     // RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
@@ -585,14 +692,15 @@ export class RequestParser {
     const versionMinor: 0 | 1 = buf[v + 7] === 0x30 ? 0 : 1;
 
     const offs = this.#offs;
-    const headers: string[] = new Array(offs.length / 2);
+    const nOffs = this.#nOffs;
+    const headers: string[] = new Array(nOffs / 2);
     let hostCount = 0, host = "";
     let cl: string | null = null, clCount = 0;
     let te: string | null = null;
     let connection = "";
     let expect: string | null = null;
-    for (let k = 0, h = 0; k < offs.length; k += 4, h += 2) {
-      const name = text.slice(offs[k], offs[k + 1]).toLowerCase();
+    for (let k = 0, h = 0; k < nOffs; k += 4, h += 2) {
+      const name = fieldName(buf, base + offs[k], base + offs[k + 1], text, base);
       const value = text.slice(offs[k + 2], offs[k + 3]);
       headers[h] = name;
       headers[h + 1] = value;
@@ -668,7 +776,7 @@ export class RequestParser {
         }
         return this.#fail(400, "unknown transfer coding");
       }
-      framing = { kind: "chunked" };
+      framing = FRAMING_CHUNKED;
     } else if (cl !== null) {
       // RFC 9110 §8.6: 1*DIGIT. A list or a repeated field is refused even when the values agree.
       if (clCount > 1) return this.#fail(400, "more than one Content-Length field");
@@ -677,9 +785,9 @@ export class RequestParser {
       if (digits.length > MAX_CONTENT_LENGTH_DIGITS) return this.#fail(413, "Content-Length too large");
       const n = Number(digits);
       if (n > this.limits.maxBodyBytes) return this.#fail(413, "Content-Length exceeds the body limit");
-      framing = n === 0 ? { kind: "none" } : { kind: "length", n };
+      framing = n === 0 ? FRAMING_NONE : { kind: "length", n };
     } else {
-      framing = { kind: "none" };
+      framing = FRAMING_NONE;
     }
 
     // Persistence (RFC 9112 §9.3): 1.1 persists unless "close"; 1.0 only with "keep-alive".
@@ -706,8 +814,8 @@ export class RequestParser {
     this.#cs = C_SIZE;
     this.#lineScan = 0;
     this.#trailerBytes = 0;
-    this.#go("head");
-    if (framing.kind === "none") this.#go("end");
+    this.#go(T_HEAD);
+    if (framing.kind === "none") this.#go(T_END);
     return {
       type: "head",
       head: { method, target, targetForm, versionMinor, headers, host, framing, keepAlive, expectContinue },
@@ -723,7 +831,7 @@ export class RequestParser {
     const data = this.#buf.subarray(this.#start, this.#start + take);
     this.#start += take;
     this.#remaining -= take;
-    if (this.#remaining === 0) this.#go("end");
+    if (this.#remaining === 0) this.#go(T_END);
     return { type: "data", data };
   }
 
@@ -808,7 +916,7 @@ export class RequestParser {
           if (eol < 0) return NEED_DATA;
           if (eol === this.#start) {
             this.#start = eol + 2;
-            this.#go("end");
+            this.#go(T_END);
             this.#endSent = true;
             return END;
           }

@@ -589,10 +589,24 @@ Deno.test({
       "/latin1-head": ["plain", { "x-name": "caf\u00e9" }],
       "/both": ["\u00e9\u00e9", { "x-name": "caf\u00e9" }],
       "/long-utf8": ["\u00e9".repeat(5000), {}],
+      // The plain path (200, a Content-Type at most): copied chars, the encoder, and its fallbacks.
+      "/empty": ["", {}],
+      "/nine": ["123456789", {}],
+      "/ten": ["1234567890", {}],
+      "/ascii-mid": ["x".repeat(100), {}],
+      "/utf8-mid": ["\u00e9".repeat(100), {}],
+      "/ascii-4096": ["y".repeat(4096), {}],
+      "/ascii-4097": ["z".repeat(4097), {}],
+      "/json": ['{"a":1}', { "content-type": "application/json" }],
+      "/no-type": ["bare", {}],
     };
+    const types: Record<string, string> = { "/json": "application/json" };
     const s = start((req) => {
-      const [body, headers] = bodies[new URL(req.url).pathname];
-      return new Response(body, { headers });
+      const path = new URL(req.url).pathname;
+      const [body, headers] = bodies[path];
+      const res = new Response(body, { headers });
+      if (path === "/no-type") res.headers.delete("content-type");
+      return res;
     });
     try {
       for (const [path, [body, headers]] of Object.entries(bodies)) {
@@ -617,6 +631,12 @@ Deno.test({
         assert.match(head, new RegExp(`content-length: ${expected.length}\r\n`), path);
         assert.deepEqual(all.subarray(split + 4), expected, `${path}: body bytes are UTF-8`);
         if ("x-name" in headers) assert.ok(head.includes("x-name: caf\u00e9"), `${path}: 0xE9 in the head`);
+        const type = head.match(/^content-type: (.*)\r$/im)?.[1];
+        if (path === "/no-type") assert.equal(type, undefined, `${path}: no Content-Type`);
+        else assert.equal(type, types[path] ?? "text/plain;charset=UTF-8", `${path}: Content-Type`);
+        assert.match(head, /^HTTP\/1\.1 200 OK\r\n/, path);
+        assert.match(head, /^date: .+ GMT\r$/m, path);
+        assert.match(head, /^connection: close\r$/m, path);
       }
     } finally {
       await s.shutdown();
