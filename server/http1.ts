@@ -643,7 +643,7 @@ export class RequestParser {
           i++;
           break;
         }
-        case H_VALUE_LF:
+        case H_VALUE_LF: {
           if (b !== LF) return this.#fail(400, "bare CR in field line");
           const n = this.#nOffs;
           if (n >= lim.maxHeaderCount * 4) return this.#fail(431, "too many header fields");
@@ -656,6 +656,7 @@ export class RequestParser {
           st = H_LINE;
           i++;
           break;
+        }
         case H_END_LF:
           if (b !== LF) return this.#fail(400, "bare CR at the end of the head");
           this.#scan = i + 1 - base;
