@@ -36,6 +36,7 @@ interface Internals {
   sFastBody: symbol | undefined;
   sFastKind: symbol | undefined;
   sFastType: symbol | undefined;
+  sFastConsumed: symbol | undefined;
 }
 
 /**
@@ -48,10 +49,12 @@ class InnerRequest {
   body: unknown;
   redirectMode = "follow";
   redirectCount = 0;
-  urlList: (() => string)[];
-  urlListProcessed: string[];
   clientRid = null;
   blobUrlEntry = null;
+  #url: string;
+  // Deno's URL lists, made only if its code asks for them (cloning, fetch): most requests never do.
+  #urlList: (() => string)[] | null = null;
+  #urlListProcessed: string[] | null = null;
   #flat: string[];
   #onCancel: ((cb: () => void) => void) | undefined;
   constructor(
@@ -62,11 +65,26 @@ class InnerRequest {
     onCancel: ((cb: () => void) => void) | undefined,
   ) {
     this.methodInner = method;
-    this.urlList = [() => url];
-    this.urlListProcessed = [url];
+    this.#url = url;
     this.#flat = flat;
     this.body = body;
     this.#onCancel = onCancel;
+  }
+  get urlList(): (() => string)[] {
+    if (this.#urlList === null) {
+      const url = this.#url;
+      this.#urlList = [() => url];
+    }
+    return this.#urlList;
+  }
+  set urlList(v: (() => string)[]) {
+    this.#urlList = v;
+  }
+  get urlListProcessed(): string[] {
+    return this.#urlListProcessed ??= [this.#url];
+  }
+  set urlListProcessed(v: string[]) {
+    this.#urlListProcessed = v;
   }
   get method(): string {
     return this.methodInner;
@@ -87,10 +105,11 @@ class InnerRequest {
     this.headerListInner = v;
   }
   url(): string {
-    return this.urlListProcessed[0];
+    return this.#urlListProcessed === null ? this.#url : this.#urlListProcessed[0];
   }
   currentUrl(): string {
-    return this.urlListProcessed[this.urlListProcessed.length - 1];
+    const list = this.#urlListProcessed;
+    return list === null ? this.#url : list[list.length - 1];
   }
   onCancel(cb: () => void): void {
     this.#onCancel?.(cb);
@@ -120,6 +139,7 @@ function detect(): Internals | null {
       sFastBody: symbolOf(res, "serve fast body"),
       sFastKind: symbolOf(res, "serve fast header kind"),
       sFastType: symbolOf(res, "serve fast content type"),
+      sFastConsumed: symbolOf(res, "serve fast consumed"),
     };
     if (!selfTest(internals)) return null;
     return internals;
@@ -158,6 +178,10 @@ function selfTest(k: Internals): boolean {
   if (list !== "content-type=text/html,x-a=1,x-b=2") return false;
   const used = new Response("gone");
   used.text();
+  const sent = new Response("sent");
+  if (fastStaticBody(k, sent)?.body !== "sent") return false;
+  markUsed(k, sent);
+  if (!sent.bodyUsed || fastStaticBody(k, sent) !== null) return false;
   return a?.body === "hi" && a.contentType === "text/plain;charset=UTF-8" && b?.body instanceof Uint8Array &&
     b.body.length === 2 && b.contentType === undefined && c !== null && c.body === null && d === null &&
     e?.contentType === "application/json" && fastStaticBody(k, used) === null;
@@ -187,6 +211,8 @@ const DEFAULT_TEXT = "text/plain;charset=UTF-8";
 
 function fastStaticBody(k: Internals, res: Response): StaticBody | null {
   const r: any = res;
+  // Sent already (by Pier or Deno.serve): the body getter will answer with a used stream.
+  if (k.sFastConsumed && r[k.sFastConsumed] === true) return null;
   let body: string | Uint8Array | null;
   const lazy = k.sLazyBody ? r[k.sLazyBody] : undefined;
   if (lazy !== null && lazy !== undefined) {
@@ -312,17 +338,25 @@ export function statusOf(res: Response): number {
  */
 export function markBodyUsed(res: Response): void {
   const k = internals;
-  if (k === null) return;
+  if (k !== null) markUsed(k, res);
+}
+
+function markUsed(k: Internals, res: Response): void {
   const r: any = res;
-  if (k.sFastStatus) {
-    r[k.sFastStatus] = 0;
-    r[k.sFastBody!] = null;
-  }
   if (k.sLazyBody && r[k.sLazyBody] != null) {
+    // Deno.serve's own mark for a body it sent from the constructor's value: one store, and the body is
+    // made (used) only if someone asks for it.
+    if (k.sFastConsumed) {
+      r[k.sFastConsumed] = true;
+      return;
+    }
     const inner = r[k.sResponse];
     if (inner) inner.body = new k.InnerBody({ body: r[k.sLazyBody], consumed: true } as any);
     r[k.sLazyBody] = null;
-    return;
+  }
+  if (k.sFastStatus) {
+    r[k.sFastStatus] = 0;
+    r[k.sFastBody!] = null;
   }
   const sos = r[k.sResponse]?.body?.streamOrStatic;
   if (sos && !(sos instanceof ReadableStream)) sos.consumed = true;
@@ -331,6 +365,7 @@ export function markBodyUsed(res: Response): void {
 /** Deno's core ops, reached the way its own `Deno.Conn` does; null when this Deno does not expose them. */
 const core: {
   read(rid: number, buf: Uint8Array): Promise<number>;
+  write(rid: number, buf: Uint8Array): Promise<number>;
   decode?(buf: Uint8Array): string;
 } | null = (() => {
   try {
@@ -366,21 +401,42 @@ export function decodeAscii(bytes: Uint8Array): string {
 }
 
 /**
- * A read function for a plain TCP connection that skips `Deno.Conn.read`'s wrapper (an extra async
- * function and the bookkeeping that `unref()` needs, which the server never uses): the same op, the same
- * errors, and 0 (not null) at the end of the stream. Null when the internals are off or differ, or the
- * connection is not TCP (TLS keeps its own reader).
+ * The resource id of a plain TCP connection, for {@link readOp} and {@link writeOp}: they skip
+ * `Deno.Conn`'s `read` and `write` wrappers (an extra async function each, and the bookkeeping that
+ * `unref()` needs, which the server never uses) and call the same ops, with the same errors. -1 when the
+ * internals are off or differ, or the connection is not TCP (TLS keeps its own reader and writer).
  *
  * @param conn The accepted connection.
- * @returns `read(buf)` resolving to the bytes read (0 at EOF), or null.
+ * @returns The resource id, or -1.
  */
-export function rawReader(conn: Deno.Conn): ((buf: Uint8Array) => Promise<number>) | null {
-  if (internals === null || core === null || conn.constructor?.name !== "TcpConn") return null;
+export function rawRid(conn: Deno.Conn): number {
+  if (internals === null || core === null || conn.constructor?.name !== "TcpConn") return -1;
+  if (typeof core.write !== "function") return -1;
   const sym = symbolOf(conn, "Deno.internal.rid");
   const rid = sym === undefined ? undefined : (conn as any)[sym];
-  if (typeof rid !== "number") return null;
-  const read = core.read;
-  return (buf: Uint8Array) => read.call(core, rid, buf);
+  return typeof rid === "number" ? rid : -1;
+}
+
+/**
+ * Read from the connection whose {@link rawRid} is `rid` into `buf`.
+ *
+ * @param rid From {@link rawRid}, not -1.
+ * @param buf Where the bytes go.
+ * @returns The bytes read; 0 at the end of the stream.
+ */
+export function readOp(rid: number, buf: Uint8Array): Promise<number> {
+  return core!.read(rid, buf);
+}
+
+/**
+ * Write (some of) `buf` to the connection whose {@link rawRid} is `rid`.
+ *
+ * @param rid From {@link rawRid}, not -1.
+ * @param buf The bytes to send.
+ * @returns How many bytes were written, as `Deno.Conn.write` answers.
+ */
+export function writeOp(rid: number, buf: Uint8Array): Promise<number> {
+  return core!.write(rid, buf);
 }
 
 /**

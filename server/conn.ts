@@ -7,9 +7,11 @@ import {
   headerList,
   makeRequest,
   markBodyUsed,
-  rawReader,
+  rawRid,
+  readOp,
   staticBody,
   statusOf,
+  writeOp,
 } from "./_fast.ts";
 import { concatBytes } from "./_bytes.ts";
 import { STATUS_TEXT } from "./status.ts";
@@ -122,7 +124,20 @@ const CONNECTION_KEEP_ALIVE = encoder.encode("connection: keep-alive\r\n");
  */
 const plainHeads = new Map<string | null, { dateLine: string; bytes: Uint8Array }>();
 const PLAIN_HEADS_MAX = 32;
+/** The last plain head made or found, checked before the map: most servers answer mostly one type. */
+let lastPlain: { contentType: string | null; dateLine: string; bytes: Uint8Array } = {
+  contentType: null,
+  dateLine: "",
+  bytes: new Uint8Array(0),
+};
 function plainHead(contentType: string | null, dateLine: string): Uint8Array {
+  const last = lastPlain;
+  if (last.contentType === contentType && last.dateLine === dateLine) return last.bytes;
+  const bytes = plainHeadFromMap(contentType, dateLine);
+  lastPlain = { contentType, dateLine, bytes };
+  return bytes;
+}
+function plainHeadFromMap(contentType: string | null, dateLine: string): Uint8Array {
   const hit = plainHeads.get(contentType);
   if (hit !== undefined && hit.dateLine === dateLine) return hit.bytes;
   if (hit === undefined && plainHeads.size >= PLAIN_HEADS_MAX) plainHeads.clear();
@@ -289,8 +304,8 @@ export class Connection {
   #watching = false;
   #activeReader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #cancelCallbacks: (() => void)[] = [];
-  /** Read from the socket into `buf`: the bytes read, 0 at the end of the stream. */
-  readonly #readInto: (buf: Uint8Array) => Promise<number>;
+  /** The TCP resource id for the raw read and write ops, or -1 to use `Deno.Conn`'s methods. */
+  readonly #rid: number;
   /** Deno makes `request.signal` lazily; one asked for after the client left must still abort. */
   readonly #onCancel = (cb: () => void): void => {
     if (this.#clientGone || this.#closed) cb();
@@ -306,8 +321,7 @@ export class Connection {
     this.#host = host;
     this.#parser = new RequestParser(host.parserLimits, PARSER_OPTIONS);
     this.#remoteAddr = conn.remoteAddr as Deno.NetAddr;
-    const raw = rawReader(conn);
-    this.#readInto = raw ?? ((buf) => conn.read(buf).then((n) => n ?? 0));
+    this.#rid = rawRid(conn);
   }
 
   /** Serve until done; never throws. */
@@ -371,9 +385,18 @@ export class Connection {
     this.deadline = ms > 0 ? this.#host.now + ms : 0;
   }
 
+  /** One write call: some or all of `b` (the count answers). */
+  #write(b: Uint8Array): Promise<number> {
+    return this.#rid >= 0 ? writeOp(this.#rid, b) : this.conn.write(b);
+  }
+
   /** Start the socket read into the parser's buffer, unless one is in flight; returns the one in flight. */
   #startRead(): Promise<number> {
-    return this.#pendingRead ??= this.#readInto(this.#parser.writable());
+    if (this.#pendingRead !== null) return this.#pendingRead;
+    const buf = this.#parser.writable();
+    return this.#pendingRead = this.#rid >= 0
+      ? readOp(this.#rid, buf)
+      : this.conn.read(buf).then((n) => n ?? 0);
   }
 
   /** The read `op` settled with `n` bytes: commit them, once, if no one else did. */
@@ -454,7 +477,6 @@ export class Connection {
   async #loop(): Promise<void> {
     const p = this.#parser;
     const host = this.#host;
-    const conn = this.conn;
     for (;;) {
       const ev = p.next();
       if (ev === NEED_DATA) {
@@ -468,7 +490,7 @@ export class Connection {
           this.#outLen = 0;
           this.#setDeadline(Deadline.Write, host.writeTimeoutMs);
           try {
-            const wp = conn.write(len === out.length ? out : out.subarray(0, len));
+            const wp = this.#write(len === out.length ? out : out.subarray(0, len));
             // Start the next read now rather than after the write: both ops go out in one turn of the
             // event loop. The read lands in the parser's buffer and the code below joins it.
             if (this.#pendingRead === null && !this.#closeAfter) this.#startRead();
@@ -798,8 +820,8 @@ export class Connection {
   /** Write `b` whole, however many calls the socket needs. */
   async #writeAll(b: Uint8Array): Promise<void> {
     this.#setDeadline(Deadline.Write, this.#host.writeTimeoutMs);
-    let off = await this.conn.write(b);
-    while (off < b.length) off += await this.conn.write(b.subarray(off));
+    let off = await this.#write(b);
+    while (off < b.length) off += await this.#write(b.subarray(off));
     this.deadline = 0;
   }
 

@@ -565,6 +565,53 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a Response is sent once: returning the same object again is a 500 on Pier as on Deno.serve",
+  ...opts,
+  async fn() {
+    const run = async (listen: (h: Handler) => { port: number; stop: () => Promise<void> }) => {
+      const made = { text: new Response("once"), json: Response.json({ a: 1 }) };
+      const { port, stop } = listen((req) => new URL(req.url).pathname === "/json" ? made.json : made.text);
+      const got: string[] = [];
+      try {
+        for (const path of ["/text", "/text", "/json", "/json"]) {
+          const r = await fetch(`http://127.0.0.1:${port}${path}`);
+          got.push(`${r.status} ${r.status === 200 ? await r.text() : (await r.body?.cancel(), "")}`.trim());
+        }
+      } finally {
+        await stop();
+      }
+      assert.ok(made.text.bodyUsed && made.json.bodyUsed, "both bodies are used once sent");
+      return got;
+    };
+    const expected = ["200 once", "500", '200 {"a":1}', "500"];
+    assert.deepEqual(
+      await run((h) => {
+        const d = Deno.serve({
+          hostname: "127.0.0.1",
+          port: 0,
+          onListen() {},
+          onError: () => new Response(null, { status: 500 }),
+        }, h);
+        return { port: d.addr.port, stop: () => d.shutdown() };
+      }),
+      expected,
+      "Deno.serve",
+    );
+    const pier = (h: Handler) => {
+      const s = start(h, { onError: () => new Response(null, { status: 500 }) });
+      return { port: s.addr.port, stop: () => s.shutdown() };
+    };
+    assert.deepEqual(await run(pier), expected, "Pier");
+    setFastPaths(false);
+    try {
+      assert.deepEqual(await run(pier), expected, "Pier without the fast paths");
+    } finally {
+      setFastPaths(true);
+    }
+  },
+});
+
+Deno.test({
   name: "header values are sent as ISO-8859-1 bytes, one byte per character",
   ...opts,
   async fn() {
