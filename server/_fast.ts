@@ -266,7 +266,7 @@ function rawHeaderList(k: Internals, res: Response): readonly (readonly [string,
   return list;
 }
 
-/** What detection found, once: never reassigned, so the optimiser sees fixed symbol keys at each use. */
+/** What detection found; it runs once, and switching the fast paths back on reuses it. */
 const FOUND: Internals | null = detect();
 let internals: Internals | null = FOUND;
 

@@ -140,24 +140,13 @@ const T_HEAD = 0, T_END = 1, T_NEXT_CYCLE = 2, T_ERROR = 3;
 const TRANSITION_NAMES: readonly Transition[] = ["head", "end", "next_cycle", "error"];
 const NO = -1;
 /** Every legal step, `TRANSITIONS[state * 4 + transition]`; NO marks a bug in the caller or here. */
+// deno-fmt-ignore
 const TRANSITIONS: readonly number[] = [
-  // head  end   next_cycle error
-  BODY,
-  NO,
-  NO,
-  ERROR, // IDLE
-  NO,
-  DONE,
-  NO,
-  ERROR, // BODY
-  NO,
-  NO,
-  IDLE,
-  NO, // DONE
-  NO,
-  NO,
-  NO,
-  NO, // ERROR
+  // head  end   next_cycle  error
+  BODY,    NO,   NO,         ERROR, // IDLE
+  NO,      DONE, NO,         ERROR, // BODY
+  NO,      NO,   IDLE,       NO,    // DONE
+  NO,      NO,   NO,         NO,    // ERROR
 ];
 
 // Byte classes (RFC 9110 §5.6.2 tchar, §5.5 field-vchar and obs-text, RFC 3986 §2 URI characters).
