@@ -1,18 +1,6 @@
 import assert from "node:assert/strict";
 import { errorResponse, HttpError, statusText } from "../server/errors.ts";
-
-/** Silence and record console.error while fn runs. */
-async function capture(fn: () => Promise<void>): Promise<unknown[][]> {
-  const logged: unknown[][] = [];
-  const original = console.error;
-  console.error = (...args: unknown[]) => logged.push(args);
-  try {
-    await fn();
-  } finally {
-    console.error = original;
-  }
-  return logged;
-}
+import { captureErrors } from "./fixtures/console.ts";
 
 const CASES: { why: string; error: unknown; status: number; body: string; logged: boolean }[] = [
   {
@@ -77,7 +65,7 @@ Deno.test("errorResponse() maps thrown values to responses without internals (ta
   for (const c of CASES) {
     await t.step(c.why, async () => {
       let res!: Response;
-      const logged = await capture(() => {
+      const logged = await captureErrors(() => {
         res = errorResponse(c.error, new Request("http://localhost/x", { method: "POST" }));
         return Promise.resolve();
       });

@@ -3,6 +3,7 @@ import { Router } from "../server/router.ts";
 import { HttpError } from "../server/errors.ts";
 import type { Context, Middleware } from "../server/context.ts";
 import type { ServeHandlerInfo } from "../server/types.ts";
+import { captureErrors } from "./fixtures/console.ts";
 
 const info: ServeHandlerInfo = {
   remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1234 },
@@ -397,10 +398,7 @@ Deno.test("Router turns a HttpError into its status and message", async () => {
 });
 
 Deno.test("Router answers a thrown error with a bare 500 and logs it", async () => {
-  const logged: unknown[][] = [];
-  const original = console.error;
-  console.error = (...args: unknown[]) => logged.push(args);
-  try {
+  const logged = await captureErrors(async () => {
     const router = new Router().get("/x", () => {
       throw new Error("database password is hunter2");
     });
@@ -408,24 +406,18 @@ Deno.test("Router answers a thrown error with a bare 500 and logs it", async () 
     assert.equal(res.status, 500);
     const body = await res.text();
     assert.equal(body, "Internal Server Error");
-    assert.equal(logged.length, 1);
-    assert.match(String(logged[0][0]), /GET http:\/\/localhost\/x/);
-    assert.match(String((logged[0][1] as Error).message), /hunter2/);
-  } finally {
-    console.error = original;
-  }
+  });
+  assert.equal(logged.length, 1);
+  assert.match(String(logged[0][0]), /GET http:\/\/localhost\/x/);
+  assert.match(String((logged[0][1] as Error).message), /hunter2/);
 });
 
 Deno.test("Router treats a handler that returns no Response as a 500", async () => {
-  const original = console.error;
-  console.error = () => {};
-  try {
+  await captureErrors(async () => {
     const router = new Router().get("/x", (() => "oops") as unknown as () => Response);
     const res = await router.fetch(new Request("http://localhost/x"), info);
     assert.equal(res.status, 500);
-  } finally {
-    console.error = original;
-  }
+  });
 });
 
 Deno.test("Router runs middleware in order, around routes and 404s", async () => {
@@ -537,9 +529,7 @@ Deno.test("Router uses custom notFound, methodNotAllowed and onError handlers", 
 });
 
 Deno.test("Router falls back to the default error response when onError throws", async () => {
-  const original = console.error;
-  console.error = () => {};
-  try {
+  await captureErrors(async () => {
     const router = new Router({
       onError: () => {
         throw new Error("broken handler");
@@ -550,9 +540,7 @@ Deno.test("Router falls back to the default error response when onError throws",
     const res = await router.fetch(new Request("http://localhost/x"), info);
     assert.equal(res.status, 409);
     assert.equal(await res.text(), "conflict here");
-  } finally {
-    console.error = original;
-  }
+  });
 });
 
 Deno.test("Router refuses routes and middleware once matching started", async () => {
