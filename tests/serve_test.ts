@@ -8,6 +8,7 @@ import { fastPathsActive, setFastPaths } from "../server/_fast.ts";
 import type { Handler } from "../server/types.ts";
 import { concatBytes } from "../server/_bytes.ts";
 import { captureErrors, logLines } from "./fixtures/console.ts";
+import { exchange, statuses } from "./fixtures/raw_http.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -16,80 +17,6 @@ function start(handler: Handler, options: ServeOptions = {}): PierServer {
   return serve({ hostname: "127.0.0.1", port: 0, onListen() {}, ...options }, handler);
 }
 
-/** Send raw bytes (optionally in pieces), read until the server closes or `quietMs` pass without data. */
-async function exchange(
-  port: number,
-  pieces: (string | Uint8Array)[],
-  { quietMs = 400, gapMs = 0 } = {},
-): Promise<{ text: string; closed: boolean }> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const chunks: Uint8Array[] = [];
-  let closed = false;
-  const reading = (async () => {
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      const timer = new Promise<"quiet">((r) => setTimeout(() => r("quiet"), quietMs));
-      const read = conn.read(buf).catch(() => null);
-      const n = await Promise.race([read, timer]);
-      if (n === "quiet") {
-        // Leave the pending read to fail when we close below.
-        return;
-      }
-      if (n === null) {
-        closed = true;
-        return;
-      }
-      chunks.push(buf.slice(0, n));
-    }
-  })();
-  for (const p of pieces) {
-    try {
-      await conn.write(typeof p === "string" ? enc.encode(p) : p);
-    } catch {
-      break;
-    }
-    if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
-  }
-  await reading;
-  try {
-    conn.close();
-  } catch { /* closed */ }
-  return { text: String.fromCharCode(...concatBytes(chunks)), closed };
-}
-
-/**
- * The statuses of the responses in `text`, walked with real framing (Content-Length, chunked, none for
- * 1xx/204/304 and for the answers to HEAD, whose indexes are given), so a body can't fake a status line.
- */
-function statuses(text: string, headIdx: number[] = []): number[] {
-  const out: number[] = [];
-  let at = 0;
-  let finals = 0;
-  while (at < text.length) {
-    const m = /^HTTP\/1\.1 (\d{3}) [^\r\n]*\r\n/.exec(text.slice(at));
-    if (!m) break;
-    const status = Number(m[1]);
-    out.push(status);
-    const headEnd = text.indexOf("\r\n\r\n", at);
-    if (headEnd < 0) break;
-    const head = text.slice(at, headEnd).toLowerCase();
-    at = headEnd + 4;
-    if (status < 200) continue;
-    const isHead = headIdx.includes(finals++);
-    if (isHead || status === 204 || status === 304) continue;
-    const cl = /\r\ncontent-length: (\d+)/.exec(head);
-    if (cl) at += Number(cl[1]);
-    else if (head.includes("\r\ntransfer-encoding: chunked")) {
-      for (;;) {
-        const eol = text.indexOf("\r\n", at);
-        const size = parseInt(text.slice(at, eol), 16);
-        at = eol + 2 + size + 2;
-        if (size === 0 || eol < 0) break;
-      }
-    } else break; // close-delimited: the rest is the body
-  }
-  return out;
-}
 const GET = (path = "/", extra = "") => `GET ${path} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
