@@ -162,21 +162,6 @@ export async function rssKiB(pid: number): Promise<number> {
   return Number(/VmRSS:\s+(\d+) kB/.exec(await cat([`/proc/${pid}/status`]))?.[1] ?? NaN);
 }
 
-/** A few lines from /proc about the machine, for the report. */
-export async function machineInfo(): Promise<{ cpu: string; cores: number; memGiB: number; load: string }> {
-  const [cpuinfo, meminfo, load] = await Promise.all([
-    cat(["/proc/cpuinfo"]),
-    cat(["/proc/meminfo"]),
-    cat(["/proc/loadavg"]),
-  ]);
-  return {
-    cpu: /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1].trim() ?? "unknown",
-    cores: navigator.hardwareConcurrency,
-    memGiB: Number(/MemTotal:\s+(\d+)/.exec(meminfo)?.[1] ?? 0) / 1024 / 1024,
-    load: load.split(" ").slice(0, 3).join(" "),
-  };
-}
-
 /** One wrk run's result. */
 export interface WrkResult {
   rps: number;

@@ -1,6 +1,7 @@
 // Writes `deno task bench --write docs/benchmarks.md`: the table as printed, the machine it ran on, and an
 // SVG bar chart (benchmarks.svg beside the markdown) of each server's requests/s relative to Pier's. Every
 // figure comes from the run; nothing here computes or rounds differently from the printed table.
+import type { Machine } from "./_machine.ts";
 
 /** One server's medians in one scenario. */
 export interface Row {
@@ -19,7 +20,7 @@ export interface Report {
   command: string;
   date: string;
   header: string[];
-  machine: { cpu: string; cores: number; memGiB: number; load: string };
+  machine: Machine;
   loadAfter: string;
   versions: { deno: string; v8: string; node: string; nginx: string };
   pinning: string;
@@ -104,7 +105,7 @@ export function chartSvg(report: Report): string {
 <rect width="100%" height="100%" fill="#ffffff"/>
 <text x="8" y="20" class="head">Requests per second relative to Pier (Pier = 1.0x, longer is faster)</text>
 <text x="8" y="38" class="sub">${
-    xml(`${report.date}, ${report.machine.cores} cores (${report.machine.cpu}), ${report.pinning}`)
+    xml(`${report.date}, ${report.machine.cpu}, ${report.machine.cores} cores, ${report.pinning}`)
   }</text>
 ${grid.join("\n")}
 ${parts.join("\n")}

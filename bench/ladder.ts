@@ -1,10 +1,12 @@
 // Where Pier's plaintext keep-alive time goes: the same hello handler on a ladder of servers, each adding
 // one piece to a canned-bytes Deno.listen loop (bench/ladder/): the floor, the handler contract (Request and
 // Response), Pier's parser, then Pier; Deno.serve beside them. wrk keep-alive, interleaved rounds, server
-// pinned to CPU 0 and wrk to CPU 1; prints each step's req/s and CPU µs per request, medians.
+// pinned to CPU 0 and wrk to CPU 1; prints the machine (CPU model, cores, Deno), then each step's req/s and
+// CPU µs per request, medians.
 //
 // Usage: deno run --allow-run --allow-read --allow-net=127.0.0.1 bench/ladder.ts [--rounds 5] [--seconds 4]
 import { cpuMs, median } from "./_harness.ts";
+import { machineInfo, machineLine } from "./_machine.ts";
 
 const arg = (name: string, fallback: number) => {
   const i = Deno.args.indexOf(name);
@@ -28,6 +30,8 @@ interface Step {
   rps: number[];
   cpu: number[];
 }
+const machine = await machineInfo();
+console.log(`${machineLine(machine)}, load average ${machine.load} at start`);
 const steps: Step[] = [];
 try {
   for (const [name, file] of STEPS) {

@@ -11,7 +11,6 @@
 import {
   hasNginx,
   hasProgram,
-  machineInfo,
   median,
   pinningNote,
   pipelineScript,
@@ -21,6 +20,7 @@ import {
   startServer,
   wrk,
 } from "./_harness.ts";
+import { machineInfo, machineLine } from "./_machine.ts";
 import { measureConnectionMemory } from "./conn_memory.ts";
 import { ROUTED_PATH } from "./servers/routed.ts";
 import { type Report, type Row, writeClusterSection, writeReport } from "./_report.ts";
@@ -151,8 +151,7 @@ const pipeline = await pipelineScript(work, 16);
 const before = await machineInfo();
 const header = [
   `Pier benchmark: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds, ${pinningNote()}`,
-  `Deno ${Deno.version.deno}, ${before.cores} cores (${before.cpu}), ${before.memGiB.toFixed(1)} GiB, ` +
-  `load average ${before.load} at start`,
+  `${machineLine(before)}, load average ${before.load} at start`,
 ];
 // The single-server scenarios' setup; the cluster scenarios print their own.
 if (runMain) console.log(header.join("\n"));

@@ -1,7 +1,17 @@
 // The benchmark page's two writers must not erase each other: `--only cluster` replaces only the cluster
-// section, and a run of the other scenarios rewrites the page but carries that section over.
+// section, and a run of the other scenarios rewrites the page but carries that section over. The page
+// names the machine's CPU model.
 import assert from "node:assert/strict";
-import { CLUSTER_BEGIN, CLUSTER_END, clusterSection, withClusterSection } from "../bench/_report.ts";
+import { cpuModel } from "../bench/_machine.ts";
+import {
+  chartSvg,
+  CLUSTER_BEGIN,
+  CLUSTER_END,
+  clusterSection,
+  markdown,
+  type Report,
+  withClusterSection,
+} from "../bench/_report.ts";
 
 const section = (figure: string) =>
   `${CLUSTER_BEGIN}\n\n## Several instances\n\n${figure}\n\n${CLUSTER_END}\n`;
@@ -25,4 +35,59 @@ Deno.test("a rewritten main page keeps the old cluster section (what writeReport
   assert.doesNotMatch(rewritten, /old table/);
   assert.equal(clusterSection(rewritten), section("kept"));
   assert.equal(clusterSection("# no section\n"), "");
+});
+
+// The machine line names the CPU model even where /proc/cpuinfo's name is vague (a VM's "AMD EPYC").
+const EPYC_CPUINFO = `processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 1
+model name\t: AMD EPYC
+stepping\t: 1
+microcode\t: 0x1000065
+`;
+
+Deno.test("cpuModel() adds family, model and stepping to /proc/cpuinfo's model name", () => {
+  assert.equal(cpuModel(EPYC_CPUINFO), "AMD EPYC (family 25, model 1, stepping 1)");
+  // lscpu naming the same CPU no better changes nothing.
+  assert.equal(
+    cpuModel(EPYC_CPUINFO, "Vendor ID:  AuthenticAMD\nModel name:  AMD EPYC\nCPU family:  25\n"),
+    "AMD EPYC (family 25, model 1, stepping 1)",
+  );
+});
+
+Deno.test("cpuModel() takes lscpu's model name when it says more", () => {
+  const lscpu = "BIOS Model name:  pc-q35\nModel name:  AMD EPYC 7763 64-Core Processor\nModel:  1\n";
+  assert.equal(
+    cpuModel(EPYC_CPUINFO, lscpu),
+    "AMD EPYC 7763 64-Core Processor (family 25, model 1, stepping 1)",
+  );
+  // ARM: /proc/cpuinfo names no model; lscpu does, and gives the numbers it has.
+  const arm = "Vendor ID:  ARM\nModel name:  Neoverse-N1\nModel:  1\nStepping:  r3p1\n";
+  assert.equal(cpuModel("processor\t: 0\nCPU part\t: 0xd0c\n", arm), "Neoverse-N1 (model 1, stepping r3p1)");
+  assert.equal(cpuModel(""), "unknown CPU");
+});
+
+Deno.test("the page and the chart name the CPU model", () => {
+  const machine = { cpu: cpuModel(EPYC_CPUINFO), cores: 2, memGiB: 4, load: "0.1 0.2 0.3" };
+  const report: Report = {
+    command: "bench/run.ts",
+    date: "2026-01-01T00:00:00Z",
+    header: [],
+    machine,
+    loadAfter: "0.1 0.2 0.3",
+    versions: { deno: "2", v8: "13", node: "v20", nginx: "nginx/1" },
+    pinning: "not pinned",
+    notes: [],
+    table: [],
+    rounds: [],
+    errorNotes: [],
+    rows: [],
+    memory: null,
+  };
+  assert.match(
+    markdown(report, "benchmarks.svg"),
+    /CPU: AMD EPYC \(family 25, model 1, stepping 1\), 2 cores/,
+  );
+  assert.match(chartSvg(report), /AMD EPYC \(family 25, model 1, stepping 1\), 2 cores/);
 });
