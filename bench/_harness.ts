@@ -167,9 +167,33 @@ export interface WrkResult {
   rps: number;
   requests: number;
   cpuUsPerReq: number;
+  /**
+   * TCP connections the machine accepted during the run (PassiveOpens in /proc/net/snmp): about `requests`
+   * when the server closes after every answer, a handful when it keeps them alive.
+   */
+  accepted: number;
   errors: number;
   /** wrk's own words for the errors ("Non-2xx or 3xx responses: 3; Socket errors: ..."), or "". */
   errorText: string;
+}
+
+/** TCP connections accepted so far by this machine (network namespace), from /proc/net/snmp. */
+async function passiveOpens(): Promise<number> {
+  const lines = (await cat(["/proc/net/snmp"])).split("\n").filter((l) => l.startsWith("Tcp:"));
+  const names = lines[0]?.split(/\s+/) ?? [];
+  return Number(lines[1]?.split(/\s+/)[names.indexOf("PassiveOpens")] ?? NaN);
+}
+
+/** How wrk asks: the Lua script, extra header lines, TLS. */
+export interface WrkOptions {
+  connections: number;
+  seconds: number;
+  /** A Lua script (see {@link pipelineScript}). */
+  script?: string;
+  /** Header lines added to every request, e.g. "Connection: close". */
+  headers?: string[];
+  /** Ask over https:// (wrk does not check the certificate). */
+  tls?: boolean;
 }
 
 /**
@@ -177,19 +201,18 @@ export interface WrkResult {
  *
  * @param server The server.
  * @param path The path to request.
- * @param opts Connections, duration, and an optional Lua script.
+ * @param opts Connections, duration, and an optional Lua script, header lines and TLS.
  */
-export async function wrk(
-  server: ServerProc,
-  path: string,
-  opts: { connections: number; seconds: number; script?: string },
-): Promise<WrkResult> {
+export async function wrk(server: ServerProc, path: string, opts: WrkOptions): Promise<WrkResult> {
   const args = ["-t1", `-c${opts.connections}`, `-d${opts.seconds}s`];
   if (opts.script) args.push("-s", opts.script);
-  args.push(`http://127.0.0.1:${server.port}${path}`);
+  for (const h of opts.headers ?? []) args.push("-H", h);
+  args.push(`${opts.tls ? "https" : "http"}://127.0.0.1:${server.port}${path}`);
   const before = await cpuMs(server.pid);
+  const opensBefore = await passiveOpens();
   const [c, a] = pinned(1, "wrk", args);
   const out = await new Deno.Command(c, { args: a, stdout: "piped", stderr: "piped" }).output();
+  const opensAfter = await passiveOpens();
   const after = await cpuMs(server.pid);
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
@@ -203,9 +226,52 @@ export async function wrk(
     rps,
     requests,
     cpuUsPerReq: requests > 0 ? (after - before) * 1000 / requests : NaN,
+    accepted: opensAfter - opensBefore,
     errors,
     errorText,
   };
+}
+
+/**
+ * Whether a server closes the connection after answering a request that asks it to (`Connection: close`),
+ * by itself: one request on a raw socket, then the socket is read until the server closes it.
+ *
+ * @param port The server's port on 127.0.0.1.
+ * @returns "" when it answered 200 with `Connection: close` and closed within 5 s, else what went wrong.
+ */
+export async function closesAfterAnswer(port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    conn.close();
+  }, 5000);
+  let text = "";
+  try {
+    await conn.write(
+      new TextEncoder().encode("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+    );
+    const buf = new Uint8Array(4096);
+    const decoder = new TextDecoder();
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += decoder.decode(buf.subarray(0, n), { stream: true });
+    }
+  } catch (e) {
+    if (!timedOut) {
+      conn.close();
+      return `the connection failed: ${e}`;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!timedOut) conn.close();
+  const head = text.slice(0, text.indexOf("\r\n\r\n"));
+  if (!/^HTTP\/1\.1 200 /.test(head)) return `answered ${JSON.stringify(head.split("\r\n")[0] ?? "")}`;
+  if (timedOut) return "did not close the connection within 5 s";
+  if (!/^connection:\s*close\s*$/im.test(head)) return "closed without a Connection: close header";
+  return "";
 }
 
 /** A Lua script for wrk that sends `depth` requests per write (HTTP pipelining), written into `dir`. */
@@ -222,6 +288,27 @@ request = function() return req end
 `,
   );
   return path;
+}
+
+/**
+ * A throwaway self-signed certificate for 127.0.0.1 (an EC P-256 key, as most sites use; PEM files), made
+ * with openssl in `dir`.
+ *
+ * @returns The paths of the certificate and of its key.
+ */
+export async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
+  const cert = `${dir}/cert.pem`, key = `${dir}/key.pem`;
+  const out = await new Deno.Command("openssl", {
+    args: [
+      ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-sha256"],
+      ...["-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+      ...["-keyout", key, "-out", cert],
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`openssl req failed: ${new TextDecoder().decode(out.stderr)}`);
+  return { cert, key };
 }
 
 /** Random bytes (getRandomValues fills at most 64 KiB per call). */

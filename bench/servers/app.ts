@@ -2,14 +2,32 @@
 // Router page of routed.ts) or `static <root>` (serveStatic on a folder), on `pier`, `deno` (Deno.serve)
 // or `node` (node:http, Deno's Node compatibility layer), or `pier-public` (Pier without its fast paths), or
 // `floor` (hello only: canned bytes on Deno.listen, the platform's floor). The app code is the same on every server.
-// Prints "ready <port>" once listening on 127.0.0.1.
+// `--cert FILE --key FILE` (PEM) serve HTTPS instead, on `pier` and `deno`. Prints "ready <port>" once
+// listening on 127.0.0.1.
 import { createServer } from "node:http";
 import { type Handler, serve, serveStatic } from "../../mod.ts";
 import { setFastPaths } from "../../server/_fast.ts";
 import { nodeListener } from "./node_adapter.ts";
 import { routedApp } from "./routed.ts";
 
-const [kind, app, root] = Deno.args;
+const flag = (name: string) => {
+  const i = Deno.args.indexOf(name);
+  return i >= 0 ? Deno.args[i + 1] : undefined;
+};
+// The flags come after the words.
+const firstFlag = Deno.args.findIndex((a) => a.startsWith("--"));
+const [kind, app, root] = firstFlag < 0 ? Deno.args : Deno.args.slice(0, firstFlag);
+const USAGE =
+  "usage: app.ts pier|pier-public|deno|node|floor hello|routed|static <root> [--cert FILE --key FILE]";
+const certFile = flag("--cert"), keyFile = flag("--key");
+// Read here so the server sees the PEM text, as serve() and Deno.serve take it.
+const tls = certFile && keyFile
+  ? { cert: await Deno.readTextFile(certFile), key: await Deno.readTextFile(keyFile) }
+  : undefined;
+if (tls && kind !== "pier" && kind !== "deno") {
+  console.error(`app.ts: --cert and --key are for pier and deno only\n${USAGE}`);
+  Deno.exit(2);
+}
 const BODY = "Hello, World!";
 const ready = (p: number) => console.log(`ready ${p}`);
 // Connections are held open as long as clients want: the memory benchmark holds 10,000 of them.
@@ -20,7 +38,7 @@ if (app === "hello") handler = () => new Response(BODY);
 else if (app === "routed") handler = routedApp().fetch;
 else if (app === "static" && root) handler = serveStatic(root);
 else {
-  console.error("usage: app.ts pier|pier-public|deno|node hello|routed|static <root>");
+  console.error(USAGE);
   Deno.exit(2);
 }
 
@@ -68,9 +86,12 @@ if (kind === "floor" && app === "hello") {
 } else if (kind === "pier" || kind === "pier-public") {
   // pier-public: the engine with its Deno fast paths (server/_fast.ts) off, public Request/Response only.
   if (kind === "pier-public") setFastPaths(false);
-  serve({ hostname: "127.0.0.1", port: 0, idleTimeoutMs: IDLE_MS, onListen: (a) => ready(a.port) }, handler);
+  serve(
+    { hostname: "127.0.0.1", port: 0, idleTimeoutMs: IDLE_MS, onListen: (a) => ready(a.port), ...tls },
+    handler,
+  );
 } else if (kind === "deno") {
-  Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: (a) => ready(a.port) }, handler);
+  Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: (a) => ready(a.port), ...tls }, handler);
 } else if (kind === "node") {
   // hello answers natively, as node:http code would; the others need the Request/Response adapter.
   const server = createServer(
@@ -84,6 +105,6 @@ if (kind === "floor" && app === "hello") {
   server.keepAliveTimeout = IDLE_MS;
   server.listen(0, "127.0.0.1", () => ready((server.address() as { port: number }).port));
 } else {
-  console.error("usage: app.ts pier|pier-public|deno|node hello|routed|static <root>");
+  console.error(USAGE);
   Deno.exit(2);
 }
