@@ -88,7 +88,7 @@ export type TargetForm = "origin" | "absolute" | "authority" | "asterisk";
 export interface RequestHead {
   /** The method, case-sensitive (RFC 9110 §9.1). */
   method: string;
-  /** The request-target exactly as received. */
+  /** The request-target as received, without a `#fragment` (which is dropped). */
   target: string;
   /** Which of the four forms the target has. */
   targetForm: TargetForm;
@@ -131,26 +131,34 @@ export const PAUSED = "paused" as const;
 export const STATES = ["IDLE", "BODY", "DONE", "ERROR"] as const;
 /** One of {@link STATES}. */
 export type ParserState = typeof STATES[number];
-type Transition = "head" | "end" | "next_cycle" | "error";
 
-// States and transitions as small integers: the state changes three times per request, and a lookup by
+// States and transitions are small integers: the state changes three times per request, and a lookup by
 // string key at one site seeing several keys is a slow (megamorphic) property load in V8.
-const IDLE = 0, BODY = 1, DONE = 2, ERROR = 3;
-const T_HEAD = 0, T_END = 1, T_NEXT_CYCLE = 2, T_ERROR = 3;
-const TRANSITION_NAMES: readonly Transition[] = ["head", "end", "next_cycle", "error"];
-const NO = -1;
-/** Every legal step, `TRANSITIONS[state * 4 + transition]`; NO marks a bug in the caller or here. */
+const State = { Idle: 0, Body: 1, Done: 2, Error: 3 } as const;
+type State = typeof State[keyof typeof State];
+const Transition = { Head: 0, End: 1, NextCycle: 2, Error: 3 } as const;
+type Transition = typeof Transition[keyof typeof Transition];
+const TRANSITION_NAMES = ["head", "end", "next_cycle", "error"] as const;
+const ILLEGAL = -1;
+/** Every legal step, `TRANSITIONS[state * 4 + transition]`; ILLEGAL marks a bug in the caller or here. */
 // deno-fmt-ignore
-const TRANSITIONS: readonly number[] = [
-  // head  end   next_cycle  error
-  BODY,    NO,   NO,         ERROR, // IDLE
-  NO,      DONE, NO,         ERROR, // BODY
-  NO,      NO,   IDLE,       NO,    // DONE
-  NO,      NO,   NO,         NO,    // ERROR
+const TRANSITIONS: readonly (State | typeof ILLEGAL)[] = [
+  // head        end         next_cycle  error
+  State.Body,    ILLEGAL,    ILLEGAL,    State.Error, // Idle
+  ILLEGAL,       State.Done, ILLEGAL,    State.Error, // Body
+  ILLEGAL,       ILLEGAL,    State.Idle, ILLEGAL,     // Done
+  ILLEGAL,       ILLEGAL,    ILLEGAL,    ILLEGAL,     // Error
 ];
 
 // Byte classes (RFC 9110 §5.6.2 tchar, §5.5 field-vchar and obs-text, RFC 3986 §2 URI characters).
-const CR = 0x0d, LF = 0x0a, SP = 0x20, HTAB = 0x09, COLON = 0x3a;
+const CR = 0x0d,
+  LF = 0x0a,
+  SP = 0x20,
+  HTAB = 0x09,
+  COLON = 0x3a,
+  HASH = 0x23,
+  BACKSLASH = 0x5c,
+  QUESTION = 0x3f;
 const TCHAR = new Uint8Array(256);
 const VCHAR = new Uint8Array(256); // field-vchar: VCHAR / obs-text
 const TARGET = new Uint8Array(256);
@@ -159,17 +167,31 @@ for (let b = 0; b < 256; b++) {
   if (/[A-Za-z0-9!#$%&'*+\-.^_`|~]/.test(c)) TCHAR[b] = 1;
   if (b >= 0x21 && b <= 0x7e) VCHAR[b] = 1;
   if (b >= 0x80) VCHAR[b] = 2; // obs-text: marks the head as not plain ASCII
-  // Printable ASCII except the characters no URI may hold raw: '"', '<', '>', '\', and '#' (a fragment is
-  // never sent, RFC 9112 §3.2). '{', '}', '|', '^' and '`' are let through because browsers send them
+  // Printable ASCII except the characters no URI may hold raw: '"', '<', '>'; '\' and '#' stop the scan
+  // to be judged by where they are. '{', '}', '|', '^' and '`' are let through because browsers send them
   // unencoded in queries.
   if (b >= 0x21 && b <= 0x7e && !'"<>\\#'.includes(c)) TARGET[b] = 1;
 }
 
-// Head scanner states: one per position in the grammar of RFC 9112 §2.1.
-const H_START = 0, H_LEADING_LF = 1, H_METHOD = 2, H_TARGET = 3, H_VERSION = 4, H_RL_LF = 5;
-const H_LINE = 6, H_NAME = 7, H_OWS = 8, H_VALUE = 9, H_VALUE_LF = 10, H_END_LF = 11;
-// Chunked body states (RFC 9112 §7.1).
-const C_SIZE = 0, C_DATA = 1, C_DATA_END = 2, C_TRAILER = 3;
+/** Where the head scanner is in the grammar of RFC 9112 §2.1; it resumes there when more bytes arrive. */
+const HeadState = {
+  Start: 0,
+  LeadingLf: 1,
+  Method: 2,
+  Target: 3,
+  Version: 4,
+  RequestLineLf: 5,
+  LineStart: 6,
+  Name: 7,
+  Whitespace: 8,
+  Value: 9,
+  ValueLf: 10,
+  EndLf: 11,
+} as const;
+type HeadState = typeof HeadState[keyof typeof HeadState];
+/** Where a chunked body's reader is (RFC 9112 §7.1). */
+const ChunkState = { Size: 0, Data: 1, DataEnd: 2, Trailer: 3 } as const;
+type ChunkState = typeof ChunkState[keyof typeof ChunkState];
 
 // chunk-size [ chunk-ext ], with BWS around ';' and '=' (RFC 9112 §7.1.1, RFC 9110 §5.6.3-§5.6.4).
 const TOKEN_RE = "[A-Za-z0-9!#$%&'*+\\-.^_`|~]+";
@@ -180,7 +202,34 @@ const CHUNK_LINE_RE = new RegExp(
 const FIELD_LINE_RE = new RegExp(
   `^${TOKEN_RE}:[ \\t]*(?:[!-~\\x80-\\xff](?:[ \\t!-~\\x80-\\xff]*[!-~\\x80-\\xff])?)?[ \\t]*$`,
 );
-const HOST_RE = /^(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{0,5})?$/;
+/**
+ * RFC 9110 §7.2 Host = uri-host [ ":" port ], with RFC 3986 §3.2.2's uri-host: an IP-literal, or a reg-name
+ * (unreserved, pct-encoded and sub-delims, which covers IPv4 addresses), then a port of digits.
+ */
+const HOST_RE =
+  /^(?:\[(?:[0-9A-Fa-f:.]+|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::([0-9]*))?$/;
+/** Hosts already checked, shared by every connection: a client sends the same Host again and again. */
+const checkedHosts = new Set<string>();
+/** Bounded, since Host values come from clients: past this many the set starts over. */
+const CHECKED_HOSTS_MAX = 256;
+
+/**
+ * Why `host` (a Host field, or an absolute-form target's authority) cannot be the host of the request's
+ * URL, or null when it can. The request URL is built from it, so what the WHATWG URL parser refuses
+ * (`lo.0`, a bad IPv4 address to it) is refused here too, as a 400 rather than a handler's 500.
+ */
+function hostProblem(host: string): string | null {
+  if (checkedHosts.has(host)) return null;
+  const m = HOST_RE.exec(host);
+  if (m === null) return "is not an RFC 3986 host with an optional port";
+  if (m[1] !== undefined && m[1] !== "" && Number(m[1]) > 65535) return "has a port over 65535";
+  if (!URL.canParse(`http://${host}/`)) {
+    return "is an RFC 3986 host, but the WHATWG URL parser refuses it, and the request URL is built from it";
+  }
+  if (checkedHosts.size >= CHECKED_HOSTS_MAX) checkedHosts.clear();
+  checkedHosts.add(host);
+  return null;
+}
 const CONTENT_LENGTH_RE = /^[0-9]+$/;
 /** Codings registered for Transfer-Encoding that we recognise but do not decode: 501, not 400. */
 const KNOWN_CODINGS = new Set(["gzip", "x-gzip", "deflate", "compress", "x-compress"]);
@@ -303,39 +352,44 @@ function fieldName(buf: Uint8Array, start: number, end: number, text: string, ba
 export class RequestParser {
   /** The limits in force: the defaults with the constructor's overrides. */
   readonly limits: Readonly<ParserLimits>;
-  #state = IDLE;
+  #state: State = State.Idle;
   #buf: Uint8Array;
   #start = 0; // first unconsumed byte
   #end = 0; // end of received data
   #maxBuffer: number;
   // Head scanning, resumable: offsets are relative to #start so compaction never invalidates them.
-  #hs = H_START;
-  #scan = 0;
-  #headBegin = 0;
-  #mEnd = 0;
-  #tStart = 0;
-  #tEnd = 0;
-  #vStart = 0;
-  #nStart = 0;
-  #nEnd = 0;
-  #valStart = 0;
-  #valEnd = 0;
+  #headState: HeadState = HeadState.Start;
+  #scanOffset = 0;
+  #methodStart = 0;
+  #methodEnd = 0;
+  #targetStart = 0;
+  #targetEnd = 0;
+  /** Where the target's `#fragment` starts (relative to #start), or -1. */
+  #fragmentStart = -1;
+  /** Where the target's query (its first `?`) starts, or -1 when not found in the bytes searched so far. */
+  #queryStart = -1;
+  /** How far the search for the query's `?` has looked, so each byte is looked at once. */
+  #querySearched = 0;
+  #versionStart = 0;
+  #nameStart = 0;
+  #nameEnd = 0;
+  #valueStart = 0;
+  #valueEnd = 0;
   /** Field line offsets, four per line; reused across requests (a truncated array would regrow each time). */
-  #offs: number[] = [];
-  #nOffs = 0;
+  #fieldOffsets: number[] = [];
+  #fieldOffsetCount = 0;
   // Body.
   #framing: BodyFraming = FRAMING_NONE;
   #remaining = 0;
   #bodyTotal = 0;
-  #cs = C_SIZE;
-  #lineScan = 0;
+  #chunkState: ChunkState = ChunkState.Size;
+  #lineScanned = 0;
   #trailerBytes = 0;
   #endSent = false;
   #error: { type: "error"; error: ProtocolError } | null = null;
-  #lastHost: string | null = null;
-  #obsText = false;
+  #hasObsText = false;
   #scanned = 0;
-  #lastView: Uint8Array | null = null;
+  #lastHeadView: Uint8Array | null = null;
   readonly #decodeAscii: (bytes: Uint8Array) => string;
 
   /**
@@ -364,7 +418,7 @@ export class RequestParser {
 
   /** True while waiting for a head and some of it has arrived (the header timer runs then). */
   get headStarted(): boolean {
-    return this.#state === IDLE && this.#end > this.#start;
+    return this.#state === State.Idle && this.#end > this.#start;
   }
 
   /**
@@ -377,14 +431,16 @@ export class RequestParser {
 
   /** Bytes of body still expected with Content-Length framing; -1 for chunked (unknown). */
   get bodyRemaining(): number {
-    if (this.#state !== BODY) return 0;
+    if (this.#state !== State.Body) return 0;
     return this.#framing.kind === "length" ? this.#remaining : this.#framing.kind === "chunked" ? -1 : 0;
   }
 
-  #go(t: number): void {
-    const to = TRANSITIONS[this.#state * 4 + t];
-    if (to === NO) {
-      throw new Error(`illegal parser transition: "${TRANSITION_NAMES[t]}" in state ${STATES[this.#state]}`);
+  #go(transition: Transition): void {
+    const to = TRANSITIONS[this.#state * 4 + transition];
+    if (to === ILLEGAL) {
+      throw new Error(
+        `illegal parser transition: "${TRANSITION_NAMES[transition]}" in state ${STATES[this.#state]}`,
+      );
     }
     this.#state = to;
   }
@@ -412,7 +468,7 @@ export class RequestParser {
    * @returns A writable view at the end of the received data.
    */
   writable(): Uint8Array {
-    if (this.#start === this.#end && this.#buf.length === INITIAL_BUFFER && this.#state !== BODY) {
+    if (this.#start === this.#end && this.#buf.length === INITIAL_BUFFER && this.#state !== State.Body) {
       this.#start = this.#end = 0;
       return this.#buf; // the common case, without making a view
     }
@@ -433,7 +489,7 @@ export class RequestParser {
       // Nothing pending: rewind. Give back a buffer a large head made us grow; take a larger one for a
       // large body, so an upload costs few reads.
       this.#start = this.#end = 0;
-      const bigBody = this.#state === BODY &&
+      const bigBody = this.#state === State.Body &&
         (this.#remaining >= BODY_BUFFER || this.#framing.kind === "chunked");
       if (bigBody && this.#buf.length < BODY_BUFFER) this.#buf = new Uint8Array(BODY_BUFFER);
       else if (!bigBody && this.#buf.length > INITIAL_BUFFER) this.#buf = new Uint8Array(INITIAL_BUFFER);
@@ -456,12 +512,15 @@ export class RequestParser {
 
   /** After a message ends (`paused`), allow the next request on this connection (h11's start_next_cycle). */
   startNextCycle(): void {
-    this.#go(T_NEXT_CYCLE);
-    this.#hs = H_START;
-    this.#scan = 0;
-    this.#nOffs = 0;
+    this.#go(Transition.NextCycle);
+    this.#headState = HeadState.Start;
+    this.#scanOffset = 0;
+    this.#fieldOffsetCount = 0;
+    this.#fragmentStart = -1;
+    this.#queryStart = -1;
+    this.#querySearched = 0;
     this.#endSent = false;
-    this.#obsText = false;
+    this.#hasObsText = false;
   }
 
   /**
@@ -473,11 +532,11 @@ export class RequestParser {
    */
   next(): ParserEvent | typeof NEED_DATA | typeof PAUSED {
     switch (this.#state) {
-      case IDLE:
+      case State.Idle:
         return this.#parseHead();
-      case BODY:
+      case State.Body:
         return this.#framing.kind === "chunked" ? this.#chunked() : this.#lengthBody();
-      case DONE:
+      case State.Done:
         if (this.#endSent) return PAUSED;
         this.#endSent = true;
         return END;
@@ -491,13 +550,13 @@ export class RequestParser {
    * the last view is kept and reused when it matches (a typed-array view costs an allocation).
    */
   #headView(buf: Uint8Array, start: number, end: number): Uint8Array {
-    const v = this.#lastView;
+    const v = this.#lastHeadView;
     if (v !== null && v.buffer === buf.buffer && v.byteOffset === start && v.length === end - start) return v;
-    return this.#lastView = buf.subarray(start, end);
+    return this.#lastHeadView = buf.subarray(start, end);
   }
 
   #fail(status: number, message: string): { type: "error"; error: ProtocolError } {
-    this.#go(T_ERROR);
+    this.#go(Transition.Error);
     this.#error = { type: "error", error: new ProtocolError(status, message) };
     return this.#error;
   }
@@ -508,171 +567,202 @@ export class RequestParser {
     const buf = this.#buf;
     const base = this.#start;
     const stop = Math.min(this.#end, base + this.limits.maxHeadBytes);
-    const from = this.#scan;
+    const from = this.#scanOffset;
     const r = this.#scanHead(buf, base, stop, base + from);
-    this.#scanned += this.#scan - from;
+    this.#scanned += this.#scanOffset - from;
     return r;
   }
 
   #scanHead(buf: Uint8Array, base: number, stop: number, i: number): ParserEvent | typeof NEED_DATA {
-    const lim = this.limits;
-    let st = this.#hs;
+    const limits = this.limits;
+    let state = this.#headState;
     while (i < stop) {
-      const b = buf[i];
-      switch (st) {
-        case H_START:
+      const byte = buf[i];
+      switch (state) {
+        case HeadState.Start:
           // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
-          if (b === CR) {
-            st = H_LEADING_LF;
+          if (byte === CR) {
+            state = HeadState.LeadingLf;
             i++;
-          } else if (TCHAR[b]) {
-            this.#headBegin = i - base;
-            st = H_METHOD;
+          } else if (TCHAR[byte]) {
+            this.#methodStart = i - base;
+            state = HeadState.Method;
           } else return this.#fail(400, "request line does not start with a method");
           break;
-        case H_LEADING_LF:
-          if (b !== LF) return this.#fail(400, "bare CR before the request line");
-          st = H_START;
+        case HeadState.LeadingLf:
+          if (byte !== LF) return this.#fail(400, "bare CR before the request line");
+          state = HeadState.Start;
           i++;
           break;
-        case H_METHOD: {
+        case HeadState.Method: {
           while (i < stop && TCHAR[buf[i]]) i++;
-          if (i - base - this.#headBegin > MAX_METHOD_BYTES) return this.#fail(501, "method too long");
+          if (i - base - this.#methodStart > MAX_METHOD_BYTES) return this.#fail(501, "method too long");
           if (i === stop) break;
           if (buf[i] !== SP) return this.#fail(400, "invalid character in method");
-          this.#mEnd = i - base;
-          this.#tStart = i + 1 - base;
-          st = H_TARGET;
+          this.#methodEnd = i - base;
+          this.#targetStart = i + 1 - base;
+          state = HeadState.Target;
           i++;
           break;
         }
-        case H_TARGET: {
+        case HeadState.Target: {
           while (i < stop && TARGET[buf[i]]) i++;
-          if (i - base - this.#tStart > lim.maxRequestLineBytes) {
+          if (i - base - this.#targetStart > limits.maxRequestLineBytes) {
             return this.#fail(414, "request-target too long");
           }
           if (i === stop) break;
-          if (buf[i] !== SP || i - base === this.#tStart) {
+          const byte = buf[i];
+          if (byte === HASH) {
+            // RFC 9112 §3.2 never sends a fragment, but clients that do are answered as Deno.serve, Node and
+            // nginx answer them: the fragment (to the end of the target) is dropped.
+            if (this.#fragmentStart < 0) this.#fragmentStart = i - base;
+            i++;
+            break;
+          }
+          if (byte === BACKSLASH) {
+            // The WHATWG URL keeps `\` raw in a query, so browsers send it there; in a path it is refused
+            // (a path separator to some servers, a literal to others: never a guess).
+            if (this.#fragmentStart < 0 && !this.#inQuery(buf, base, i)) {
+              return this.#fail(400, "backslash in the request-target's path");
+            }
+            i++;
+            break;
+          }
+          if (byte !== SP || i - base === this.#targetStart) {
             return this.#fail(400, "invalid request-target");
           }
-          this.#tEnd = i - base;
-          this.#vStart = i + 1 - base;
-          st = H_VERSION;
+          this.#targetEnd = i - base;
+          this.#versionStart = i + 1 - base;
+          state = HeadState.Version;
           i++;
           break;
         }
-        case H_VERSION:
-          if (b === CR) {
-            st = H_RL_LF;
-          } else if (!TCHAR[b] && b !== 0x2f || i - base - this.#vStart >= 8) {
+        case HeadState.Version:
+          if (byte === CR) {
+            state = HeadState.RequestLineLf;
+          } else if (!TCHAR[byte] && byte !== 0x2f || i - base - this.#versionStart >= 8) {
             return this.#fail(400, "invalid HTTP version");
           }
           i++;
           break;
-        case H_RL_LF:
-          if (b !== LF) return this.#fail(400, "bare CR in request line");
-          st = H_LINE;
+        case HeadState.RequestLineLf:
+          if (byte !== LF) return this.#fail(400, "bare CR in request line");
+          state = HeadState.LineStart;
           i++;
           break;
-        case H_LINE:
-          if (b === CR) {
-            st = H_END_LF;
+        case HeadState.LineStart:
+          if (byte === CR) {
+            state = HeadState.EndLf;
             i++;
-          } else if (TCHAR[b]) {
-            this.#nStart = i - base;
-            st = H_NAME;
-          } else if (b === SP || b === HTAB) {
+          } else if (TCHAR[byte]) {
+            this.#nameStart = i - base;
+            state = HeadState.Name;
+          } else if (byte === SP || byte === HTAB) {
             // RFC 9112 §5.2 obs-fold, or whitespace before the first field (§2.2): both rejected.
             return this.#fail(400, "obsolete line folding or leading whitespace in a field line");
           } else return this.#fail(400, "invalid field line");
           break;
-        case H_NAME: {
+        case HeadState.Name: {
           while (i < stop && TCHAR[buf[i]]) i++;
           if (i === stop) break;
           // RFC 9112 §5.1: no whitespace is allowed between the field name and the colon.
           if (buf[i] !== COLON) return this.#fail(400, "invalid character in field name");
-          this.#nEnd = i - base;
-          st = H_OWS;
+          this.#nameEnd = i - base;
+          state = HeadState.Whitespace;
           i++;
           break;
         }
-        case H_OWS:
-          if (b === SP || b === HTAB) {
+        case HeadState.Whitespace:
+          if (byte === SP || byte === HTAB) {
             i++;
-          } else if (b === CR) {
-            this.#valStart = this.#valEnd = i - base;
-            st = H_VALUE_LF;
+          } else if (byte === CR) {
+            this.#valueStart = this.#valueEnd = i - base;
+            state = HeadState.ValueLf;
             i++;
-          } else if (VCHAR[b]) {
-            if (b >= 0x80) this.#obsText = true;
-            this.#valStart = i - base;
-            this.#valEnd = i + 1 - base;
-            st = H_VALUE;
+          } else if (VCHAR[byte]) {
+            if (byte >= 0x80) this.#hasObsText = true;
+            this.#valueStart = i - base;
+            this.#valueEnd = i + 1 - base;
+            state = HeadState.Value;
             i++;
           } else return this.#fail(400, "invalid character in field value");
           break;
-        case H_VALUE: {
-          let ve = this.#valEnd + base;
+        case HeadState.Value: {
+          let valueEnd = this.#valueEnd + base;
           let kinds = 0;
           while (i < stop) {
             const c = buf[i];
-            const k = VCHAR[c];
-            if (k !== 0) {
-              ve = ++i;
-              kinds |= k;
+            const kind = VCHAR[c];
+            if (kind !== 0) {
+              valueEnd = ++i;
+              kinds |= kind;
             } else if (c === SP || c === HTAB) i++;
             else break;
           }
-          this.#valEnd = ve - base;
-          if (kinds & 2) this.#obsText = true;
+          this.#valueEnd = valueEnd - base;
+          if (kinds & 2) this.#hasObsText = true;
           if (i === stop) break;
           // RFC 9110 §5.5: CR, LF and NUL in a value MUST be rejected; other controls we reject too.
           if (buf[i] !== CR) return this.#fail(400, "invalid character in field value");
-          st = H_VALUE_LF;
+          state = HeadState.ValueLf;
           i++;
           break;
         }
-        case H_VALUE_LF: {
-          if (b !== LF) return this.#fail(400, "bare CR in field line");
-          const n = this.#nOffs;
-          if (n >= lim.maxHeaderCount * 4) return this.#fail(431, "too many header fields");
-          const offs = this.#offs;
-          offs[n] = this.#nStart;
-          offs[n + 1] = this.#nEnd;
-          offs[n + 2] = this.#valStart;
-          offs[n + 3] = this.#valEnd;
-          this.#nOffs = n + 4;
-          st = H_LINE;
+        case HeadState.ValueLf: {
+          if (byte !== LF) return this.#fail(400, "bare CR in field line");
+          const count = this.#fieldOffsetCount;
+          if (count >= limits.maxHeaderCount * 4) return this.#fail(431, "too many header fields");
+          const offsets = this.#fieldOffsets;
+          offsets[count] = this.#nameStart;
+          offsets[count + 1] = this.#nameEnd;
+          offsets[count + 2] = this.#valueStart;
+          offsets[count + 3] = this.#valueEnd;
+          this.#fieldOffsetCount = count + 4;
+          state = HeadState.LineStart;
           i++;
           break;
         }
-        case H_END_LF:
-          if (b !== LF) return this.#fail(400, "bare CR at the end of the head");
-          this.#scan = i + 1 - base;
+        case HeadState.EndLf:
+          if (byte !== LF) return this.#fail(400, "bare CR at the end of the head");
+          this.#scanOffset = i + 1 - base;
           this.#start = i + 1;
           return this.#finishHead(buf, base);
       }
     }
-    this.#hs = st;
-    this.#scan = i - base;
-    if (i - base >= lim.maxHeadBytes) {
-      if (st === H_TARGET) return this.#fail(414, "request-target too long");
-      if (st === H_METHOD) return this.#fail(501, "method too long");
+    this.#headState = state;
+    this.#scanOffset = i - base;
+    if (i - base >= limits.maxHeadBytes) {
+      if (state === HeadState.Target) return this.#fail(414, "request-target too long");
+      if (state === HeadState.Method) return this.#fail(501, "method too long");
       return this.#fail(431, "request head too large");
     }
     return NEED_DATA;
   }
 
+  /** Whether `buf[i]`, in the target, is inside its query: a `?` came before it. */
+  #inQuery(buf: Uint8Array, base: number, i: number): boolean {
+    if (this.#queryStart < 0) {
+      let j = base + Math.max(this.#querySearched, this.#targetStart);
+      while (j < i && buf[j] !== QUESTION) j++;
+      this.#querySearched = i - base;
+      if (j < i) this.#queryStart = j - base;
+    }
+    return this.#queryStart >= 0;
+  }
+
   #finishHead(buf: Uint8Array, base: number): ParserEvent {
     // One string for the whole head; every piece is a slice of it (cheap, and one char per byte). A head
     // of plain ASCII, the usual case, decodes natively; obs-text needs the byte-per-char path.
-    const text = this.#obsText
+    const text = this.#hasObsText
       ? latin1(buf, base, this.#start)
       : this.#decodeAscii(this.#headView(buf, base, this.#start));
-    const method = methodString(buf, base + this.#headBegin, base + this.#mEnd);
-    const target = text.slice(this.#tStart, this.#tEnd);
+    const method = methodString(buf, base + this.#methodStart, base + this.#methodEnd);
+    const target = text.slice(
+      this.#targetStart,
+      this.#fragmentStart < 0 ? this.#targetEnd : this.#fragmentStart,
+    );
     // RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
-    const v = base + this.#vStart;
+    const v = base + this.#versionStart;
     const versionOk = buf[v] === 0x48 && buf[v + 1] === 0x54 && buf[v + 2] === 0x54 && buf[v + 3] === 0x50 &&
       buf[v + 4] === 0x2f && buf[v + 5] >= 0x30 && buf[v + 5] <= 0x39 && buf[v + 6] === 0x2e &&
       buf[v + 7] >= 0x30 && buf[v + 7] <= 0x39 && buf[v + 8] === CR;
@@ -681,8 +771,8 @@ export class RequestParser {
     if (major !== 1) return this.#fail(505, `HTTP/${major}.x is not supported`);
     const versionMinor: 0 | 1 = buf[v + 7] === 0x30 ? 0 : 1;
 
-    const offs = this.#offs;
-    const nOffs = this.#nOffs;
+    const offs = this.#fieldOffsets;
+    const nOffs = this.#fieldOffsetCount;
     const headers: string[] = new Array(nOffs / 2);
     let hostCount = 0, host = "";
     let cl: string | null = null, clCount = 0;
@@ -721,9 +811,9 @@ export class RequestParser {
     else if (/^https?:\/\//i.test(target)) {
       targetForm = "absolute";
       const authority = target.slice(target.indexOf("//") + 2).split(/[/?]/, 1)[0];
-      if (!HOST_RE.test(authority) || !URL.canParse(target)) {
-        return this.#fail(400, "invalid authority in absolute-form target");
-      }
+      const problem = hostProblem(authority);
+      if (problem !== null) return this.#fail(400, `the absolute-form target's authority ${problem}`);
+      if (!URL.canParse(target)) return this.#fail(400, "the absolute-form target is not a valid URL");
     } else if (target === "*") {
       if (method !== "OPTIONS") return this.#fail(400, "asterisk-form is only for OPTIONS");
       targetForm = "asterisk";
@@ -733,16 +823,10 @@ export class RequestParser {
     // Host (RFC 9112 §3.2, RFC 9110 §7.2): exactly one, valid, in HTTP/1.1.
     if (hostCount > 1) return this.#fail(400, "more than one Host field");
     if (hostCount === 0 && versionMinor === 1) return this.#fail(400, "HTTP/1.1 request without Host");
-    if (hostCount === 1 && host !== this.#lastHost) {
-      // The same client sends the same Host on every request of a connection: validate it once.
-      // The URL parser is stricter than RFC 3986 (e.g. "lo.0" is a bad IPv4 address to it): the request
-      // URL is built from Host, so a Host it refuses is refused here, as a 400 rather than a handler's 500.
-      if (!HOST_RE.test(host) || !URL.canParse(`http://${host}/`)) {
-        return this.#fail(400, "invalid Host field");
-      }
-      const port = host.lastIndexOf(":") > host.lastIndexOf("]") ? host.slice(host.lastIndexOf(":") + 1) : "";
-      if (port !== "" && Number(port) > 65535) return this.#fail(400, "invalid port in Host");
-      this.#lastHost = host;
+    if (hostCount === 1) {
+      if (host === "") return this.#fail(400, "the Host field is empty");
+      const problem = hostProblem(host);
+      if (problem !== null) return this.#fail(400, `the Host field ${problem}`);
     }
 
     // Body framing, in the order of RFC 9112 §6.3.
@@ -801,11 +885,11 @@ export class RequestParser {
     this.#framing = framing;
     this.#remaining = framing.kind === "length" ? framing.n : 0;
     this.#bodyTotal = 0;
-    this.#cs = C_SIZE;
-    this.#lineScan = 0;
+    this.#chunkState = ChunkState.Size;
+    this.#lineScanned = 0;
     this.#trailerBytes = 0;
-    this.#go(T_HEAD);
-    if (framing.kind === "none") this.#go(T_END);
+    this.#go(Transition.Head);
+    if (framing.kind === "none") this.#go(Transition.End);
     return {
       type: "head",
       head: { method, target, targetForm, versionMinor, headers, host, framing, keepAlive, expectContinue },
@@ -821,20 +905,20 @@ export class RequestParser {
     const data = this.#buf.subarray(this.#start, this.#start + take);
     this.#start += take;
     this.#remaining -= take;
-    if (this.#remaining === 0) this.#go(T_END);
+    if (this.#remaining === 0) this.#go(Transition.End);
     return { type: "data", data };
   }
 
   /** Find the CRLF ending a line that starts at #start; -1 when incomplete. Bare LF is an error. */
   #lineEnd(max: number, what: string): number | ParserEvent {
     const buf = this.#buf;
-    let i = this.#start + this.#lineScan;
+    let i = this.#start + this.#lineScanned;
     const stop = Math.min(this.#end, this.#start + max + 2);
     while (i < stop) {
       const b = buf[i];
       if (b === CR) {
         if (i + 1 >= this.#end) {
-          this.#lineScan = i - this.#start;
+          this.#lineScanned = i - this.#start;
           return -1;
         }
         if (buf[i + 1] !== LF) return this.#fail(400, `bare CR in ${what}`);
@@ -846,14 +930,14 @@ export class RequestParser {
     if (i - this.#start > max) {
       return this.#fail(what === "trailer" ? 431 : 400, `${what} too long`);
     }
-    this.#lineScan = i - this.#start;
+    this.#lineScanned = i - this.#start;
     return -1;
   }
 
   #chunked(): ParserEvent | typeof NEED_DATA {
     for (;;) {
-      switch (this.#cs) {
-        case C_SIZE: {
+      switch (this.#chunkState) {
+        case ChunkState.Size: {
           const eol = this.#lineEnd(this.limits.maxChunkLineBytes, "chunk size line");
           if (typeof eol !== "number") return eol;
           if (eol < 0) return NEED_DATA;
@@ -866,27 +950,27 @@ export class RequestParser {
             return this.#fail(413, "body exceeds the limit");
           }
           this.#start = eol + 2;
-          this.#lineScan = 0;
+          this.#lineScanned = 0;
           if (size === 0) {
-            this.#cs = C_TRAILER;
+            this.#chunkState = ChunkState.Trailer;
           } else {
             this.#remaining = size;
             this.#bodyTotal += size;
-            this.#cs = C_DATA;
+            this.#chunkState = ChunkState.Data;
           }
           break;
         }
-        case C_DATA: {
+        case ChunkState.Data: {
           const avail = this.#end - this.#start;
           if (avail === 0) return NEED_DATA;
           const take = Math.min(avail, this.#remaining);
           const data = this.#buf.subarray(this.#start, this.#start + take);
           this.#start += take;
           this.#remaining -= take;
-          if (this.#remaining === 0) this.#cs = C_DATA_END;
+          if (this.#remaining === 0) this.#chunkState = ChunkState.DataEnd;
           return { type: "data", data };
         }
-        case C_DATA_END:
+        case ChunkState.DataEnd:
           if (this.#end - this.#start < 2) {
             if (this.#end > this.#start && this.#buf[this.#start] !== CR) {
               return this.#fail(400, "chunk data longer than its size");
@@ -897,16 +981,16 @@ export class RequestParser {
             return this.#fail(400, "chunk data not followed by CRLF");
           }
           this.#start += 2;
-          this.#cs = C_SIZE;
+          this.#chunkState = ChunkState.Size;
           break;
-        case C_TRAILER: {
+        case ChunkState.Trailer: {
           // RFC 9112 §7.1.2: trailer fields are read, bounded, and dropped: they never change framing.
           const eol = this.#lineEnd(this.limits.maxTrailerBytes - this.#trailerBytes, "trailer");
           if (typeof eol !== "number") return eol;
           if (eol < 0) return NEED_DATA;
           if (eol === this.#start) {
             this.#start = eol + 2;
-            this.#go(T_END);
+            this.#go(Transition.End);
             this.#endSent = true;
             return END;
           }
@@ -915,7 +999,7 @@ export class RequestParser {
           }
           this.#trailerBytes += eol + 2 - this.#start;
           this.#start = eol + 2;
-          this.#lineScan = 0;
+          this.#lineScanned = 0;
           break;
         }
       }
