@@ -29,7 +29,8 @@ export interface ConnectionHost {
   readonly bodyTimeoutMs: number;
   readonly writeTimeoutMs: number;
   readonly maxDrainBytes: number;
-  readonly methods: ReadonlySet<string>;
+  /** Methods handed to the handler, or null for every valid method token; the others get 501. */
+  readonly methods: ReadonlySet<string> | null;
   /** The coarse clock (ms), advanced by the server's timer. */
   now: number;
   /** The current `date:` header line, with its CRLF. */
@@ -579,7 +580,10 @@ export class Connection {
 
     // Requests the server answers itself, before any handler.
     let early = 0;
-    if (!host.methods.has(head.method) || head.method === "CONNECT") early = 501; // RFC 9110 §9.1
+    const method = head.method;
+    // RFC 9110 §9.1: a method the server does not implement is a 501. CONNECT asks for a tunnel (§9.3.6),
+    // which an origin server answering Requests with Responses cannot open.
+    if (method === "CONNECT" || (host.methods !== null && !host.methods.has(method))) early = 501;
     else if (head.targetForm === "asterisk") early = 204; // OPTIONS *: about the server, nothing to add
     if (early !== 0) {
       if (early === 501) this.#refused(501, `method ${head.method} not implemented`, head);

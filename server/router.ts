@@ -20,6 +20,11 @@ const WILDCARD = "*";
  * other methods follow alphabetically, and OPTIONS comes last.
  */
 const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+/**
+ * Methods the router knows without a route (RFC 9110 §9 and PATCH, RFC 5789): on a path that lacks one, a
+ * 405 (or a 404). Any other method is known only if some route has it; else it is a 501 (RFC 9110 §9.1).
+ */
+const STANDARD_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"]);
 
 /** RFC 9110 §5.6.2 token: what a method name may be. */
 const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -201,7 +206,9 @@ function headResponse(response: Response): Response {
  * `/%61dmin` past a guard on `/admin`.
  *
  * A path with no route is a 404; a path with routes for other methods only is a 405 with `Allow`; HEAD
- * is served by the GET route with the body dropped; OPTIONS without its own route is a 204 with `Allow`.
+ * is served by the GET route with the body dropped; OPTIONS without its own route is a 204 with `Allow`. A
+ * method that is neither one of RFC 9110's (or PATCH) nor routed anywhere is a 501: the server does not
+ * implement it (RFC 9110 §9.1), whatever the path.
  * Routes and middleware are fixed once the first request is matched: adding one later throws.
  *
  * @example
@@ -500,6 +507,13 @@ export class Router {
       if (found) {
         ctx.params = found.params;
         return checked(await found.handler(request, ctx), `route ${found.pattern}`);
+      }
+      if (!STANDARD_METHODS.has(request.method) && !this.#trees!.has(request.method)) {
+        // RFC 9110 §9.1: a method no route implements is not implemented by this server.
+        return new Response("Not Implemented", {
+          status: 501,
+          headers: { "content-type": "text/plain; charset=utf-8" },
+        });
       }
       const allow = this.allowed(pathname);
       if (allow.length === 0) {

@@ -50,7 +50,11 @@ export interface ServeOptions extends Partial<ParserLimits> {
   writeTimeoutMs?: number;
   /** Unread request body the server discards to keep a connection; more and it closes. Default 256 KiB. */
   maxDrainBytes?: number;
-  /** Methods passed to the handler; others get 501 (RFC 9110 §9.1). Default: the methods of RFC 9110 + PATCH. */
+  /**
+   * Methods passed to the handler; others get 501 (RFC 9110 §9.1). Default: every valid method token (up
+   * to 32 bytes), as Deno.serve does, so WebDAV and QUERY handlers run. CONNECT always gets 501: an origin
+   * server opens no tunnels.
+   */
   methods?: readonly string[];
 }
 
@@ -77,8 +81,6 @@ export interface PierServer {
   ref(): void;
 }
 
-/** Methods handed to handlers: RFC 9110 §9 plus PATCH (RFC 5789). CONNECT is parsed but answered 501. */
-const DEFAULT_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "CONNECT"];
 /** How often the clock ticks and timeouts are checked: timeouts are exact to within this. */
 const TICK_MS = 500;
 /** After EMFILE and friends, wait before accepting again rather than spin. */
@@ -139,7 +141,7 @@ class Server implements ConnectionHost, PierServer {
   readonly bodyTimeoutMs: number;
   readonly writeTimeoutMs: number;
   readonly maxDrainBytes: number;
-  readonly methods: ReadonlySet<string>;
+  readonly methods: ReadonlySet<string> | null;
   readonly addr: Deno.NetAddr;
   readonly finished: Promise<void>;
   now = Date.now();
@@ -166,7 +168,7 @@ class Server implements ConnectionHost, PierServer {
     this.bodyTimeoutMs = options.bodyTimeoutMs ?? SERVE_DEFAULTS.bodyTimeoutMs;
     this.writeTimeoutMs = options.writeTimeoutMs ?? SERVE_DEFAULTS.writeTimeoutMs;
     this.maxDrainBytes = options.maxDrainBytes ?? SERVE_DEFAULTS.maxDrainBytes;
-    this.methods = new Set(options.methods ?? DEFAULT_METHODS);
+    this.methods = options.methods === undefined ? null : new Set(options.methods);
     this.#onError = options.onError ?? defaultOnError;
     this.#onRefused = options.onRefused;
 

@@ -288,9 +288,22 @@ const CASES: Case[] = [
   {
     method: "patch",
     path: "/posts/3",
+    status: 501,
+    why:
+      "methods are case-sensitive (fetch does not upper-case PATCH): `patch` is no route's, so not implemented",
+  },
+  {
+    method: "REPORT",
+    path: "/about",
+    status: 501,
+    why: "a method that is neither standard nor routed anywhere is not implemented (RFC 9110 §9.1)",
+  },
+  {
+    method: "PROPFIND",
+    path: "/about",
     status: 405,
-    allow: "PUT, PATCH, DELETE, OPTIONS",
-    why: "methods are case-sensitive (fetch does not upper-case PATCH)",
+    allow: "GET, HEAD, OPTIONS",
+    why: "an extension method some route has is known: on another path it is a 405",
   },
   {
     method: "HEAD",

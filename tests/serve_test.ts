@@ -729,6 +729,7 @@ Deno.test({
     const refusals: string[] = [];
     const s = start(() => new Response("ok"), {
       headerTimeoutMs: 600,
+      methods: ["GET"],
       onRefused: (r) =>
         refusals.push(`${r.status} ${r.method ?? "-"} ${r.target ?? "-"} ${r.remoteAddr.hostname}`),
     });
