@@ -1,7 +1,7 @@
 // The listener: accept connections (TCP or TLS), run one Connection each, keep the coarse clock that every
 // timeout and the Date header read, and shut down gracefully. It owns the options and their defaults; it
 // must never need more than --allow-net.
-import { Connection, type ConnectionHost, Deadline, type Refusal } from "./conn.ts";
+import { Connection, type ConnectionHost, ConnState, Deadline, type Refusal } from "./conn.ts";
 import { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./http1.ts";
 import type { Handler } from "./types.ts";
 
@@ -271,7 +271,7 @@ class Server implements ConnectionHost, PierServer {
         this.#listener.close();
       } catch { /* already closed */ }
       // Idle connections close now; busy ones finish their response with `connection: close`.
-      for (const c of this.#conns) if (c.idle) c.close();
+      for (const c of this.#conns) if (c.state === ConnState.Idle) c.close();
       if (this.#conns.size === 0) this.#finish();
     }
     return this.finished;
