@@ -4,7 +4,7 @@
 // never let handler errors or client input crash the server, nor hold back an answer it has ready.
 import { NEED_DATA, PAUSED, ProtocolError, type RequestHead, RequestParser } from "./http1.ts";
 import { decodeAscii, makeRequest, rawRid, readOp, writeOp } from "./_fast.ts";
-import { Outcome, ResponseWriter, type Sink } from "./writer.ts";
+import { Outcome, ResponseWriter, settlesSoon, type Sink } from "./writer.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
 
 /** What a connection needs from its server: settings, the clock, the log and the shutdown flag. */
@@ -419,6 +419,7 @@ export class Connection {
    * answer to an earlier request never waits on this one's body. False on EOF or when closed.
    */
   async #fillBody(): Promise<boolean> {
+    if (this.#writer.queued > 0) await this.#flush();
     if (this.#closed) return false;
     this.#setDeadline(Deadline.Body, this.#host.bodyTimeoutMs);
     const n = await this.#read();
@@ -608,6 +609,9 @@ export class Connection {
     head: RequestHead,
   ): Promise<void> {
     this.#watch();
+    // Answers to earlier pipelined requests are ready: if this handler is about to wait (on I/O, a
+    // timer), they are written now rather than after it.
+    if (this.#writer.queued > 0 && !(await settlesSoon(Promise.resolve(result)))) await this.#flush();
     let response: Response;
     try {
       response = await result;
