@@ -2,6 +2,7 @@
 // headers are built only when a handler reads them, and a Response's static body read without a stream.
 // Everything here is feature-detected once and checked; when Deno's internals differ, the public API is used.
 // deno-lint-ignore-file no-explicit-any
+import { rawOpsFailure, setRawOps } from "./_ops.ts";
 
 /** A request body source for {@link makeRequest}. */
 export type BodySource = ReadableStream<Uint8Array> | null;
@@ -117,6 +118,7 @@ class InnerRequest {
 }
 
 function detect(): Internals | null {
+  problem = "Deno's Request and Response internals were not found where Pier looks for them";
   try {
     const tmpl: any = new Request("http://127.0.0.1/", { method: "POST", body: "x" });
     const sBrand = symbolOf(tmpl, "[[webidl.brand]]");
@@ -141,10 +143,29 @@ function detect(): Internals | null {
       sFastType: symbolOf(res, "serve fast content type"),
       sFastConsumed: symbolOf(res, "serve fast consumed"),
     };
-    if (!selfTest(internals)) return null;
+    if (!selfTest(internals)) {
+      problem = "a Request or Response built through Deno's internals did not behave as the public API says";
+      return null;
+    }
+    problem = null;
     return internals;
   } catch {
     return null;
+  }
+}
+
+/** Read a request body through the fast path; on a wrong result, use the public API from now on. */
+async function checkBodyRead(k: Internals): Promise<void> {
+  let ok = false;
+  try {
+    const body = ReadableStream.from([new Uint8Array([104, 105]), new Uint8Array([33])]);
+    const r = fastRequest(k, "POST", "http://127.0.0.1:1/", ["host", "127.0.0.1:1"], body);
+    ok = (await r.text()) === "hi!" && r.bodyUsed;
+  } catch { /* not ok */ }
+  if (!ok) {
+    problem = "a request body read through Deno's internals did not give its bytes";
+    found = null;
+    internals = null;
   }
 }
 
@@ -164,7 +185,14 @@ function selfTest(k: Internals): boolean {
     stream,
   );
   if (!(r instanceof Request) || r.method !== "POST" || r.url !== "http://127.0.0.1:1/a?b=c") return false;
-  if (r.headers.get("x-test") !== "yes" || !(r.body instanceof ReadableStream)) return false;
+  if (r.headers.get("x-test") !== "yes" || r.body !== stream || r.bodyUsed) return false;
+  // request.signal aborts when the connection says the client left (Deno makes the signal lazily).
+  let cancel: (() => void) | null = null;
+  const watched = fastRequest(k, "GET", "http://127.0.0.1:1/", [], null, (cb) => cancel = cb);
+  const signal = watched.signal;
+  if (signal.aborted || cancel === null) return false;
+  (cancel as () => void)();
+  if (!signal.aborted) return false;
   const plain = fastRequest(k, "GET", "http://127.0.0.1:1/", ["host", "127.0.0.1:1"], null);
   if (plain.body !== null || plain.clone().headers.get("host") !== "127.0.0.1:1") return false;
   const a = fastStaticBody(k, new Response("hi"));
@@ -266,9 +294,13 @@ function rawHeaderList(k: Internals, res: Response): readonly (readonly [string,
   return list;
 }
 
+/** Why the fast paths are off when detection or a self-test failed. */
+let problem: string | null = null;
 /** What detection found; it runs once, and switching the fast paths back on reuses it. */
-const FOUND: Internals | null = detect();
-let internals: Internals | null = FOUND;
+let found: Internals | null = detect();
+let internals: Internals | null = found;
+/** The self-test's asynchronous part: a request body read through the fast path must give its bytes. */
+const bodyChecked: Promise<void> = found === null ? Promise.resolve() : checkBodyRead(found);
 
 /**
  * Build a `Request` for an incoming message. With Deno's internals this costs about a tenth of
@@ -362,83 +394,6 @@ function markUsed(k: Internals, res: Response): void {
   if (sos && !(sos instanceof ReadableStream)) sos.consumed = true;
 }
 
-/** Deno's core ops, reached the way its own `Deno.Conn` does; null when this Deno does not expose them. */
-const core: {
-  read(rid: number, buf: Uint8Array): Promise<number>;
-  write(rid: number, buf: Uint8Array): Promise<number>;
-  decode?(buf: Uint8Array): string;
-} | null = (() => {
-  try {
-    const c = (Deno as any)[(Deno as any).internal]?.core;
-    return typeof c?.read === "function" ? c : null;
-  } catch {
-    return null;
-  }
-})();
-
-const textDecoder = new TextDecoder();
-/** Deno's own UTF-8 decoder op (what `TextDecoder` ends in, without its option checks), if it checks out. */
-const coreDecode: ((buf: Uint8Array) => string) | null = (() => {
-  const decode = core?.decode;
-  if (typeof decode !== "function") return null;
-  try {
-    const probe = new Uint8Array([71, 69, 84, 32, 47, 32, 72, 84, 84, 80, 47, 49, 46, 49, 13, 10]);
-    return decode.call(core, probe.subarray(4, 14)) === "/ HTTP/1.1" ? (b) => decode.call(core, b) : null;
-  } catch {
-    return null;
-  }
-})();
-
-/**
- * Decode bytes that are all ASCII (the parser checked) into a string: Deno's decoder op directly, which
- * skips `TextDecoder.decode`'s argument checks (about 50 ns of a request's head), or `TextDecoder`.
- *
- * @param bytes ASCII bytes.
- * @returns The string, one char per byte.
- */
-export function decodeAscii(bytes: Uint8Array): string {
-  return coreDecode !== null ? coreDecode(bytes) : textDecoder.decode(bytes);
-}
-
-/**
- * The resource id of a plain TCP connection, for {@link readOp} and {@link writeOp}: they skip
- * `Deno.Conn`'s `read` and `write` wrappers (an extra async function each, and the bookkeeping that
- * `unref()` needs, which the server never uses) and call the same ops, with the same errors. -1 when the
- * internals are off or differ, or the connection is not TCP (TLS keeps its own reader and writer).
- *
- * @param conn The accepted connection.
- * @returns The resource id, or -1.
- */
-export function rawRid(conn: Deno.Conn): number {
-  if (internals === null || core === null || conn.constructor?.name !== "TcpConn") return -1;
-  if (typeof core.write !== "function") return -1;
-  const sym = symbolOf(conn, "Deno.internal.rid");
-  const rid = sym === undefined ? undefined : (conn as any)[sym];
-  return typeof rid === "number" ? rid : -1;
-}
-
-/**
- * Read from the connection whose {@link rawRid} is `rid` into `buf`.
- *
- * @param rid From {@link rawRid}, not -1.
- * @param buf Where the bytes go.
- * @returns The bytes read; 0 at the end of the stream.
- */
-export function readOp(rid: number, buf: Uint8Array): Promise<number> {
-  return core!.read(rid, buf);
-}
-
-/**
- * Write (some of) `buf` to the connection whose {@link rawRid} is `rid`.
- *
- * @param rid From {@link rawRid}, not -1.
- * @param buf The bytes to send.
- * @returns How many bytes were written, as `Deno.Conn.write` answers.
- */
-export function writeOp(rid: number, buf: Uint8Array): Promise<number> {
-  return core!.write(rid, buf);
-}
-
 /**
  * Whether the internal fast paths are active (false on a Deno whose internals differ).
  *
@@ -449,10 +404,25 @@ export function fastPathsActive(): boolean {
 }
 
 /**
- * Turn the fast paths off or on again, so tests can show the public-API path behaves the same.
+ * Turn the fast paths (and the raw socket ops of `_ops.ts`) off or on again, so tests and the benchmark
+ * can show the public-API path behaves the same.
  *
  * @param enabled False to use only the public API.
  */
 export function setFastPaths(enabled: boolean): void {
-  internals = enabled ? FOUND : null;
+  internals = enabled ? found : null;
+  setRawOps(enabled);
+}
+
+/**
+ * Why Pier runs on the public API only, when this Deno's internals differ from what it knows (detection
+ * or a self-test failed), or null when the fast paths work. The body-reading part of the self-test is
+ * asynchronous, so this waits for it; it settles within microtasks of the module loading.
+ *
+ * @returns A sentence for the startup warning, or null.
+ */
+export async function fastPathFailure(): Promise<string | null> {
+  await bodyChecked;
+  if (found === null) return problem;
+  return rawOpsFailure();
 }

@@ -3,7 +3,8 @@
 // request. It owns the deadlines, the request body stream, 100-continue and the background read; it must
 // never let handler errors or client input crash the server, nor hold back an answer it has ready.
 import { NEED_DATA, PAUSED, ProtocolError, type RequestHead, RequestParser } from "./http1.ts";
-import { decodeAscii, makeRequest, rawRid, readOp, writeOp } from "./_fast.ts";
+import { makeRequest } from "./_fast.ts";
+import { decodeAscii, rawRid, readOp, writeOp } from "./_ops.ts";
 import { Outcome, ResponseWriter, settlesSoon, type Sink } from "./writer.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
 

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { type PierServer, serve, type ServeOptions } from "../mod.ts";
 import { Connection, type ConnectionHost } from "../server/conn.ts";
-import { fastPathsActive, setFastPaths } from "../server/_fast.ts";
+import { fastPathFailure, fastPathsActive, setFastPaths } from "../server/_fast.ts";
 import type { Handler } from "../server/types.ts";
 import { concatBytes } from "../server/_bytes.ts";
 import { captureErrors, logLines } from "./fixtures/console.ts";
@@ -472,6 +472,7 @@ Deno.test({
   ...opts,
   async fn() {
     assert.ok(fastPathsActive(), "on the pinned Deno the fast paths are found and pass their self-test");
+    assert.equal(await fastPathFailure(), null, "including its body read and request.signal");
     setFastPaths(false);
     const s = start(async (req) => {
       const body = req.method === "POST" ? await req.text() : "";
@@ -490,6 +491,34 @@ Deno.test({
       await s.shutdown();
     }
   },
+});
+
+Deno.test("on a Deno whose internals differ, serve() says so once at startup, naming the Deno version", async () => {
+  // Headers that misreport one field make the fast paths' self-test fail, as a changed Deno would.
+  const root = new URL("..", import.meta.url).pathname;
+  const script = `
+    const get = Headers.prototype.get;
+    Headers.prototype.get = function (name) { return name === "x-test" ? "no" : get.call(this, name); };
+    const { serve } = await import("${root}mod.ts");
+    const a = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => new Response(req.method));
+    const b = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response("b"));
+    const res = await fetch("http://127.0.0.1:" + a.addr.port + "/", { method: "POST", body: "x" });
+    console.log(await res.text());
+    await a.shutdown();
+    await b.shutdown();
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-prompt", "--config", `${root}deno.json`, "--allow-net=127.0.0.1", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = dec.decode(out.stderr);
+  assert.equal(out.code, 0, err);
+  assert.equal(dec.decode(out.stdout).trim(), "POST", "it still answers, through the public API");
+  const warnings = err.split("\n").filter((l) => l.startsWith("pier: running on the public API only"));
+  assert.equal(warnings.length, 1, err);
+  assert.ok(warnings[0].includes(`Deno ${Deno.version.deno}`), warnings[0]);
+  assert.match(warnings[0], /did not behave as the public API says/);
 });
 
 Deno.test({
@@ -720,6 +749,7 @@ Deno.test("importing mod.ts needs no permission, and serve() needs only --allow-
   const b = await run(script, ["--allow-net=127.0.0.1"]);
   assert.equal(b.code, 0, b.err);
   assert.equal(b.out, "ok");
+  assert.doesNotMatch(b.err, /public API only/, "on the pinned Deno no fast-path warning");
 });
 
 Deno.test({
