@@ -2,7 +2,8 @@
  * Pier: an HTTP/1.1 server written from scratch for Deno, and a small web framework on top.
  *
  * `serve(options, handler)` mirrors `Deno.serve`: a handler takes a standard `Request` and returns a
- * `Response`, so any Deno.serve handler runs on Pier unchanged.
+ * `Response`, so any Deno.serve handler runs on Pier unchanged. This entry point is the server and the
+ * framework; the sans-IO HTTP/1.1 parser underneath is the low-level API, at `@pier/pier/http1`.
  *
  * @example
  * ```ts ignore
@@ -19,21 +20,8 @@ export type { Handler, ServeHandlerInfo } from "./server/types.ts";
 // The HTTP/1.1 engine
 export { type PierServer, serve, SERVE_DEFAULTS, type ServeOptions } from "./server/serve.ts";
 export type { Refusal } from "./server/conn.ts";
-export {
-  type BodyFraming,
-  DEFAULT_PARSER_LIMITS,
-  NEED_DATA,
-  type ParserEvent,
-  type ParserLimits,
-  type ParserOptions,
-  type ParserState,
-  PAUSED,
-  ProtocolError,
-  type RequestHead,
-  RequestParser,
-  STATES,
-  type TargetForm,
-} from "./server/http1.ts";
+// The limits every server enforces (the parser itself is the "./http1" entry point: the low-level API).
+export { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./server/http1.ts";
 
 // Framework: router, errors, cookies, templates, security
 export type { Context, Middleware, RouteHandler } from "./server/context.ts";

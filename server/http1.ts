@@ -2,6 +2,24 @@
 // size limits; it must never touch a socket, a timer or `Deno`, so every rule can be tested by feeding bytes.
 // Anything ambiguous is an error carrying the status to answer with, never a guess.
 
+/**
+ * The low-level API (`@pier/pier/http1`): Pier's sans-IO HTTP/1.1 request parser, for code that brings its
+ * own sockets, a proxy or a test harness. `serve()` in the main entry point is built on it. Feed it bytes,
+ * ask for events: a head, body data, the end of a message, or an error carrying the status to answer.
+ *
+ * @example
+ * ```ts
+ * import { NEED_DATA, RequestParser } from "./http1.ts";
+ * const parser = new RequestParser();
+ * parser.feed(new TextEncoder().encode("GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n"));
+ * for (let ev = parser.next(); ev !== NEED_DATA && ev !== "paused"; ev = parser.next()) {
+ *   console.log(ev.type); // "head", then "end"
+ * }
+ * ```
+ *
+ * @module
+ */
+
 /** Size limits the parser enforces. Each has a safe default in {@link DEFAULT_PARSER_LIMITS}. */
 export interface ParserLimits {
   /** Longest request-target; longer gets 414 (RFC 9112 §3: at least 8000 octets RECOMMENDED). */
