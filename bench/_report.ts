@@ -155,23 +155,27 @@ ${[...report.header, "", ...report.table].join("\n")}
   serializing, the socket.
 - **plaintext, pipelined x16**: the same, with wrk writing 16 requests at once on every connection
   (HTTP/1.1 pipelining), which shows whether a server answers a batch with one write.
-- **routed page, 51 routes**: \`GET /users/ada/posts/42\` through Pier's \`Router\` (50 other routes with
-  static segments, params and \`\\d+\` constraints), rendering a ~1.5 KiB HTML page from a compiled template
-  with HTML escaping. Every server runs the same \`Router.fetch\`
-  (\`bench/servers/routed.ts\`); on node:http it goes through a small Request/Response adapter
-  (\`bench/servers/node_adapter.ts\`), as any fetch-style framework on node:http must.
-- **static file, 4 KiB / 1 MiB**: \`serveStatic\` on a folder of random bytes, the same handler on Pier,
-  Deno.serve and node:http (through the adapter), against nginx 1 worker with \`sendfile on\`,
-  \`access_log off\`. The 4 KiB file is answered from \`serveStatic\`'s memory cache after a \`stat\`; the
-  1 MiB file is within the cache's 2 MiB per-file limit too, so both are answered from memory.
-- **Pier, public API**: Pier with its Deno fast paths (\`server/_fast.ts\`) switched off, building every
-  Request and reading every Response through the public API only; the gap to Pier is what the fast paths are
-  worth.
-- **Deno.listen floor**: not a server, the platform's ceiling: a \`Deno.listen\` loop that reads, counts the
-  request heads by their blank line and writes the same canned bytes for each, parsing nothing
-  (\`bench/servers/app.ts\`, plaintext rows only). Every engine on \`Deno.Conn\` pays these reads and
-  writes; the gap from it to Pier is Pier's own work per request (parsing, Request and Response, framing).
-- Node.js runs only the plaintext answer (\`bench/servers/node_hello.mjs\`): the router and \`serveStatic\`
+- **plaintext, new connection per request**: the same answer, with wrk sending \`Connection: close\`, so
+  every request comes on a new TCP connection that the server accepts, answers once and closes: the cost of
+  a connection (accept, the kernel's handshake and teardown in the server's system time, the server's
+  per-connection setup) more than of a request; its CPU per request is CPU per connection. Before the
+  rounds, each server is asked once on a raw socket, to check that it says \`Connection: close\` and closes by
+  itself (wrk would close after such an answer anyway); during each round, the connections the machine
+  accepted (\`PassiveOpens\` in \`/proc/net/snmp\`, the whole machine's) are counted against the requests
+  answered, and the per-round figures below give the ratio: at least 1.000 when every request had a
+  connection of its own (above it: wrk's last connections, cut unanswered at the end, and any other
+  connection the machine accepted meanwhile); a round below it, where some connection was kept alive, would
+  be listed among the notes under "The machine". The Deno.listen floor never closes and has no row. Every
+  closed connection leaves a socket in TIME_WAIT for 60 s, tens of thousands over a run, so these rows move
+  more between rounds than the keep-alive ones.
+- **plaintext, keep-alive over TLS**: the keep-alive row over HTTPS: \`serve()\` with \`cert\` and \`key\`
+  on Pier and \`Deno.serve\` with \`cert\` and \`key\` (both rustls, inside Deno), Node.js's
+  \`https.createServer\` (OpenSSL), with a throwaway self-signed EC P-256 certificate made by openssl at the
+  start of the run. wrk (OpenSSL, no certificate check) negotiates TLS 1.3 with each (AES-256-GCM with all
+  three when this row was added); over 50 kept-alive connections the handshakes are a handful, so the figure
+  is the HTTP work plus encrypting and decrypting each request and answer. node:http on Deno and the floor do
+  not serve this row.
+- Node.js runs only the plaintext answers (\`bench/servers/node_hello.mjs\`): the router and \`serveStatic\`
   are TypeScript for Deno.
 
 ## Method

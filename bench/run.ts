@@ -1,20 +1,24 @@
-// `deno task bench`: Pier against Deno.serve, node:http (Deno's Node layer), Node.js and nginx on five
-// scenarios (plaintext keep-alive and pipelined x16, a routed page, a 4 KiB and a 1 MiB static file), in
-// interleaved rounds so a busy machine slows every server alike; then the memory of 10,000 held keep-alive
-// connections. Prints one table of requests/s and server CPU time per request, with ratios to Pier.
-// Needs wrk; nginx for its static rows, Node.js for its plaintext rows (skipped with a note if missing).
+// `deno task bench`: Pier against Deno.serve, node:http (Deno's Node layer), Node.js and nginx on seven
+// scenarios (plaintext keep-alive, pipelined x16, a new connection per request and keep-alive over TLS, a
+// routed page, a 4 KiB and a 1 MiB static file), in interleaved rounds so a busy machine slows every server
+// alike; then the memory of 10,000 held keep-alive connections. Prints one table of requests/s and server CPU
+// time per request, with ratios to Pier. Needs wrk; nginx for its static rows, Node.js for its plaintext
+// rows, openssl for the TLS row's throwaway certificate (each skipped with a note if missing).
 // Then the `cluster` scenarios (bench/cluster.ts): the site through nginx in front of 1 and 3 instances
 // sharing PostgreSQL, when PIER_BENCH_POSTGRES_URL or PIER_TEST_POSTGRES_URL names a server.
-// Flags: --rounds N (3), --seconds S (5), --skip-memory, --only a,b (scenario ids, "memory" or "cluster"),
+// Flags: --rounds N (3), --seconds S (5), --skip-memory, --only a,b (scenario ids: plaintext, pipelined,
+// close, tls, routed, static-4k, static-1m; or "memory", "cluster"),
 // --write docs/benchmarks.md (also writes benchmarks.svg beside it; `--only cluster` writes only the
 // page's cluster section, and the other scenarios rewrite the page but keep that section).
 import {
+  closesAfterAnswer,
   hasNginx,
   hasProgram,
   median,
   pinningNote,
   pipelineScript,
   randomBytes,
+  selfSignedCert,
   type ServerProc,
   startNginx,
   startServer,
@@ -54,10 +58,25 @@ interface Scenario {
   app: App;
   path: string;
   pipelined?: boolean;
+  /** wrk asks for `Connection: close`, so every request comes on a new TCP connection. */
+  close?: boolean;
+  /** Served over HTTPS (the servers that can) and asked for over it. */
+  tls?: boolean;
+  /** Servers left out: the Deno.listen floor never closes, so it has no figure for `close`. */
+  without?: string[];
 }
 const SCENARIOS: Scenario[] = [
   { id: "plaintext", label: "plaintext, keep-alive", app: "hello", path: "/" },
   { id: "pipelined", label: "plaintext, pipelined x16", app: "hello", path: "/", pipelined: true },
+  {
+    id: "close",
+    label: "plaintext, new connection per request",
+    app: "hello",
+    path: "/",
+    close: true,
+    without: ["Deno.listen floor"],
+  },
+  { id: "tls", label: "plaintext, keep-alive over TLS", app: "hello", path: "/", tls: true },
   { id: "routed", label: "routed page, 51 routes", app: "routed", path: ROUTED_PATH },
   { id: "static-4k", label: "static file, 4 KiB", app: "static", path: "/4k.bin" },
   { id: "static-1m", label: "static file, 1 MiB", app: "static", path: "/1m.bin" },
@@ -69,7 +88,9 @@ for (const id of ONLY ?? []) {
     Deno.exit(2);
   }
 }
-const selected = SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.id));
+const asked = SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.id));
+const HAS_OPENSSL = asked.some((s) => s.tls) && await hasProgram("openssl", ["version"]);
+const selected = asked.filter((s) => !s.tls || HAS_OPENSSL);
 const runMemory = !args.includes("--skip-memory") && (!ONLY || ONLY.includes("memory"));
 /** The single-server scenarios or the memory figure: the page's main table (writeReport). */
 const runMain = selected.length > 0 || runMemory;
@@ -91,6 +112,7 @@ const HAS_NGINX = await hasNginx();
 const notes: string[] = [];
 if (!HAS_NODE) notes.push("Node.js not installed: its plaintext rows are skipped.");
 if (!HAS_NGINX) notes.push("nginx not installed: its static-file rows are skipped.");
+if (asked.some((s) => s.tls) && !HAS_OPENSSL) notes.push("openssl not installed: the TLS row is skipped.");
 if (!ONLY && CLUSTER_DB === null) {
   console.log(`cluster scenarios skipped: set ${CLUSTER_DB_VARS.join(" or ")} to run them.`);
 }
@@ -99,24 +121,33 @@ if (runClusterScenarios && !HAS_NGINX) {
   Deno.exit(1);
 }
 
-/** A server that can run an app; null when it cannot (Node.js runs only the plaintext answer). */
+/** The PEM files of the TLS scenario's certificate. */
+interface TlsFiles {
+  cert: string;
+  key: string;
+}
+/**
+ * A server that can run an app, over TLS when `tls` is given; null when it cannot (Node.js runs only the
+ * plaintext answer; only Pier, Deno.serve and Node.js serve the TLS row).
+ */
 interface Contender {
   name: string;
-  start(app: App, root: string): Promise<ServerProc> | null;
+  start(app: App, root: string, tls: TlsFiles | null): Promise<ServerProc> | null;
 }
 const denoServer = (kind: string, name: string): Contender => ({
   name,
-  start: (app, root) =>
-    startServer(name, Deno.execPath(), [
+  start: (app, root, tls) =>
+    tls && kind !== "pier" && kind !== "deno" ? null : startServer(name, Deno.execPath(), [
       "run",
       "--config",
       CONFIG,
       "--allow-net=127.0.0.1",
-      `--allow-read=${root}`,
+      `--allow-read=${[root, ...(tls ? [tls.cert, tls.key] : [])].join(",")}`,
       APP,
       kind,
       app,
       ...(app === "static" ? [root] : []),
+      ...(tls ? ["--cert", tls.cert, "--key", tls.key] : []),
     ]),
 });
 const pierPublic = denoServer("pier-public", "Pier, public API");
@@ -128,16 +159,20 @@ const CONTENDERS: Contender[] = [
   // Canned bytes on Deno.listen, parsing nothing: the ceiling of any engine on Deno.Conn (plaintext only).
   {
     name: "Deno.listen floor",
-    start: (app, root) => app === "hello" ? denoServer("floor", "Deno.listen floor").start(app, root) : null,
+    start: (app, root, tls) =>
+      app === "hello" && !tls ? denoServer("floor", "Deno.listen floor").start(app, root, null) : null,
   },
   denoServer("node", "node:http (Deno)"),
   {
     name: "Node.js node:http",
-    start: (app) => HAS_NODE && app === "hello" ? startServer("Node.js", "node", [NODE_HELLO]) : null,
+    start: (app, _root, tls) =>
+      HAS_NODE && app === "hello"
+        ? startServer("Node.js", "node", [NODE_HELLO, ...(tls ? ["--cert", tls.cert, "--key", tls.key] : [])])
+        : null,
   },
   {
     name: "nginx",
-    start: (app, root) => HAS_NGINX && app === "static" ? startNginx(`${root}/..`, root) : null,
+    start: (app, root, tls) => HAS_NGINX && app === "static" && !tls ? startNginx(`${root}/..`, root) : null,
   },
 ];
 
@@ -147,6 +182,7 @@ await Deno.mkdir(root);
 await Deno.writeFile(`${root}/4k.bin`, randomBytes(4096));
 await Deno.writeFile(`${root}/1m.bin`, randomBytes(1024 * 1024));
 const pipeline = await pipelineScript(work, 16);
+const tlsFiles = selected.some((s) => s.tls) ? await selfSignedCert(work) : null;
 
 const before = await machineInfo();
 const header = [
@@ -158,45 +194,80 @@ if (runMain) console.log(header.join("\n"));
 for (const n of notes) console.log(n);
 console.log();
 
-const results = new Map<string, { rps: number[]; cpu: number[]; errors: number }>();
+const results = new Map<
+  string,
+  { rps: number[]; cpu: number[]; errors: number; requests: number; accepted: number }
+>();
 /** wrk's description of every round that had errors, for the report. */
 const errorNotes: string[] = [];
 const serversOf = new Map<string, string[]>();
+/** A finding about the run that belongs beside the table (a server that did not close), printed at once. */
+const note = (text: string) => {
+  console.log(text);
+  notes.push(text);
+};
 try {
   for (const app of ["hello", "routed", "static"] as const) {
-    const scenarios = selected.filter((s) => s.app === app);
-    if (!scenarios.length) continue;
-    const servers: ServerProc[] = [];
-    try {
-      for (const c of CONTENDERS) {
-        const s = await c.start(app, root);
-        if (s) servers.push({ ...s, name: c.name });
-      }
-      for (const sc of scenarios) {
-        serversOf.set(sc.id, servers.map((s) => s.name));
-        const run = (s: ServerProc, seconds: number) =>
-          wrk(s, sc.path, { connections: CONNECTIONS, seconds, script: sc.pipelined ? pipeline : undefined });
-        // Warm up (JIT, caches, connection setup), not counted.
-        for (const s of servers) await run(s, 1);
-        for (let round = 0; round < ROUNDS; round++) {
-          // Alternate the order so drift in the machine's load does not always favour the same server.
-          const order = round % 2 ? [...servers].reverse() : servers;
-          for (const s of order) {
-            const r = await run(s, SECONDS);
-            const key = `${sc.id}|${s.name}`;
-            const acc = results.get(key) ?? { rps: [], cpu: [], errors: 0 };
-            acc.rps.push(r.rps);
-            acc.cpu.push(r.cpuUsPerReq);
-            acc.errors += r.errors;
-            if (r.errors > 0) {
-              errorNotes.push(`  ${sc.label} | ${s.name}, round ${round + 1}: ${r.errorText}`);
+    // The TLS scenario needs its own processes: a server listens either with TLS or without.
+    for (const tls of [false, true]) {
+      const scenarios = selected.filter((s) => s.app === app && !!s.tls === tls);
+      if (!scenarios.length) continue;
+      const servers: ServerProc[] = [];
+      try {
+        for (const c of CONTENDERS) {
+          const s = await c.start(app, root, tls ? tlsFiles : null);
+          if (s) servers.push({ ...s, name: c.name });
+        }
+        for (const sc of scenarios) {
+          const contenders = servers.filter((s) => !sc.without?.includes(s.name));
+          serversOf.set(sc.id, contenders.map((s) => s.name));
+          if (sc.close) {
+            // wrk closes a connection itself after an answer that says `Connection: close`, so only a raw
+            // socket shows whether the server closes it.
+            for (const s of contenders) {
+              const wrong = await closesAfterAnswer(s.port);
+              if (wrong) note(`${sc.label}: ${s.name} ${wrong}.`);
             }
-            results.set(key, acc);
+          }
+          const run = (s: ServerProc, seconds: number) =>
+            wrk(s, sc.path, {
+              connections: CONNECTIONS,
+              seconds,
+              script: sc.pipelined ? pipeline : undefined,
+              headers: sc.close ? ["Connection: close"] : undefined,
+              tls: sc.tls,
+            });
+          // Warm up (JIT, caches, connection setup), not counted.
+          for (const s of contenders) await run(s, 1);
+          for (let round = 0; round < ROUNDS; round++) {
+            // Alternate the order so drift in the machine's load does not always favour the same server.
+            const order = round % 2 ? [...contenders].reverse() : contenders;
+            for (const s of order) {
+              const r = await run(s, SECONDS);
+              const key = `${sc.id}|${s.name}`;
+              const acc = results.get(key) ?? { rps: [], cpu: [], errors: 0, requests: 0, accepted: 0 };
+              acc.rps.push(r.rps);
+              acc.cpu.push(r.cpuUsPerReq);
+              acc.errors += r.errors;
+              acc.requests += r.requests;
+              acc.accepted += r.accepted;
+              if (r.errors > 0) {
+                errorNotes.push(`  ${sc.label} | ${s.name}, round ${round + 1}: ${r.errorText}`);
+              }
+              // Every answered request needs a connection of its own; fewer means some were reused.
+              if (sc.close && r.accepted < r.requests) {
+                note(
+                  `${sc.label}: ${s.name}, round ${round + 1}: ${r.accepted} connections for ${r.requests}` +
+                    " requests (some connections were kept alive).",
+                );
+              }
+              results.set(key, acc);
+            }
           }
         }
+      } finally {
+        for (const s of servers) await s.stop();
       }
-    } finally {
-      for (const s of servers) await s.stop();
     }
   }
 } finally {
@@ -232,7 +303,7 @@ for (const sc of selected) {
 }
 
 const COLUMNS = [
-  ["scenario", 26],
+  ["scenario", 39],
   ["server", 20],
   ["req/s", 9],
   ["vs Pier", 9],
@@ -255,9 +326,15 @@ for (const r of rows) {
     String(r.errors),
   ]));
 }
-const rounds = rows.map((r) =>
-  `  ${r.scenario} | ${r.server}: ${r.rounds.map((x) => Math.round(x)).join(", ")}`
-);
+const rounds = rows.map((r) => {
+  const line = `  ${r.scenario} | ${r.server}: ${r.rounds.map((x) => Math.round(x)).join(", ")}`;
+  const sc = selected.find((s) => s.label === r.scenario)!;
+  if (!sc.close) return line;
+  // The check that each request came on a connection of its own: at least 1 (above it: wrk's last
+  // connections, unanswered, and anything else the machine accepted meanwhile).
+  const acc = results.get(`${sc.id}|${r.server}`)!;
+  return `${line} (${(acc.accepted / acc.requests).toFixed(3)} connections accepted per request)`;
+});
 if (selected.length > 0) {
   console.log(table.join("\n"));
   console.log(
@@ -273,7 +350,10 @@ if (runMemory) {
   console.log("\n10,000 keep-alive connections, each answered once and held open:");
   const mem = [];
   for (const c of [CONTENDERS[0], CONTENDERS[2]]) {
-    mem.push({ name: c.name, ...(await measureConnectionMemory(() => c.start("hello", "/nonexistent")!)) });
+    mem.push({
+      name: c.name,
+      ...(await measureConnectionMemory(() => c.start("hello", "/nonexistent", null)!)),
+    });
   }
   const memLines = mem.map((m) =>
     `  ${m.name.padEnd(12)} baseline ${(m.baselineKiB / 1024).toFixed(1)} MiB, held ${
