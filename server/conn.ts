@@ -108,13 +108,14 @@ const Reason = {
   ClientGone: 32,
   /** A request body the server will not read to its end: an early answer's, or a drain over its budget. */
   BodyUnread: 64,
-  /** The engine answered a protocol error: where the next request starts is unknown (RFC 9112 §2.2). */
+  /** A head or body broke the grammar or a limit: where the next request starts is unknown (RFC 9112 §2.2). */
   ProtocolError: 128,
+  /**
+   * The client expects 100 Continue, not sent yet: it may still send the body it announced (RFC 9110
+   * §10.1.1). Cleared when the 100 is sent.
+   */
+  ContinueUnsent: 256,
 } as const;
-
-/** Whether 100 Continue is owed to the client (RFC 9110 §10.1.1). */
-const Continue = { NotExpected: 0, Expected: 1, Sent: 2 } as const;
-type Continue = typeof Continue[keyof typeof Continue];
 
 const PARSER_OPTIONS = { decodeAscii };
 /** Deno's global `Response` is a lazy accessor (a getter call per use); the class is read once. */
@@ -188,7 +189,7 @@ class Info implements ServeHandlerInfo {
  * await c.run();
  * ```
  */
-export class Connection {
+export class Connection implements Sink {
   readonly conn: Deno.Conn;
   readonly #host: ConnectionHost;
   readonly #parser: RequestParser;
@@ -207,7 +208,6 @@ export class Connection {
   // Facts about the request being served, recorded where they are learned; #shouldReuse reads them.
   /** {@link Reason} and {@link Outcome} bits: why this connection will not carry another request. */
   #closeReasons = 0;
-  #continue: Continue = Continue.NotExpected;
   #bodyError: ProtocolError | null = null;
   /** A background read was started for this request (at most one: it must not read ahead unboundedly). */
   #watched = false;
@@ -236,21 +236,28 @@ export class Connection {
     this.#parser = new RequestParser(host.parserLimits, PARSER_OPTIONS);
     this.#remoteAddr = conn.remoteAddr as Deno.NetAddr;
     this.#rid = rawRid(conn);
-    this.#writer = new ResponseWriter(this.#sink());
+    this.#writer = new ResponseWriter(this, host);
   }
 
-  /** What the writer may ask of this connection: write, report progress, watch the client, log. */
-  #sink(): Sink {
-    const host = this.#host;
-    return {
-      writeAll: (bytes) => this.#writeAll(bytes),
-      wrote: () => this.#finishInfos(),
-      streaming: () => this.#watch(),
-      get dateLine() {
-        return host.dateLine;
-      },
-      log: (message, error) => host.log(message, error),
-    };
+  // --- what its writer may ask of the connection (the Sink) ---------------------------------------------
+
+  /**
+   * For the writer: write all of `bytes`, under the write timeout. A failure closes the connection.
+   *
+   * @param bytes What to send.
+   */
+  writeAll(bytes: Uint8Array): Promise<void> {
+    return this.#writeAll(bytes);
+  }
+
+  /** For the writer: everything queued is written, so the answers complete until now are done. */
+  wrote(): void {
+    this.#finishInfos();
+  }
+
+  /** For the writer: a streamed body is about to wait on its source; watch for the client leaving. */
+  streaming(): void {
+    this.#watch();
   }
 
   /** Where the connection is in its life; Idle connections are closed at once by a shutdown. */
@@ -287,12 +294,15 @@ export class Connection {
     if (this.#closed) return;
     this.#enter(ConnState.Closed);
     this.deadline = 0;
-    // A read in flight now fails (the resource is gone); it may have no one left to await it.
-    this.#pendingRead?.catch(() => {});
+    // A read in flight now fails (the resource is gone); it may have no one left to await it. Without
+    // one, nothing can still write into the parser's buffer: it goes back to the pool.
+    if (this.#pendingRead !== null) this.#pendingRead.catch(() => {});
+    else this.#parser.release();
     try {
       this.conn.close();
     } catch { /* already closed */ }
-    this.#writer.cancel(new ClientGone());
+    // A body being sent stops (its source is cancelled); no error is made when none is (the usual case).
+    this.#writer.cancel(this.#writer.streaming ? new ClientGone() : undefined);
     this.#runCancelCallbacks();
     this.#finishInfos();
     this.#host.release(this);
@@ -333,16 +343,12 @@ export class Connection {
    */
   #shouldReuse(): boolean {
     // The client or the handler asked to close, the answer is close-delimited or incomplete, a write
-    // failed, the client left, a body will not be read, or a protocol error was answered.
+    // failed, the client left, a body will not be read, a protocol error was met, or 100 Continue was
+    // expected and never sent (the client may still send the body it announced).
     if (this.#closeReasons !== 0) return false;
     if (this.#host.closing) return false; // shutting down: in-flight answers finish, then close
-    // 100 Continue was expected and never sent: the client may still send the body it announced.
-    if (this.#continue === Continue.Expected) return false;
-    const parser = this.#parser;
-    if (parser.state === "ERROR") return false;
     // An unread body beyond what is worth discarding (Go's rule: 256 KiB by default).
-    if (parser.state === "BODY" && parser.bodyRemaining > this.#host.maxDrainBytes) return false;
-    return true;
+    return this.#parser.bodyRemaining <= this.#host.maxDrainBytes;
   }
 
   #setDeadline(kind: Deadline, ms: number): void {
@@ -471,74 +477,75 @@ export class Connection {
     const parser = this.#parser;
     const host = this.#host;
     const writer = this.#writer;
+    // The reuse decision after the last answer (nothing changes it until the next request is served).
+    let reuse = true;
     for (;;) {
       const ev = parser.next();
-      if (ev === NEED_DATA) {
-        // Everything parsed so far is answered: send the batch, then wait for more. The write is inlined
-        // (one await, not three) because this is the path every keep-alive request takes.
-        const taken = writer.take();
-        if (taken !== null) {
-          const bytes = taken.bytes;
-          this.#setDeadline(Deadline.Write, host.writeTimeoutMs);
-          try {
-            const written = this.#write(bytes);
-            // Start the next read now rather than after the write: both ops go out in one turn of the
-            // event loop. The read lands in the parser's buffer and the code below joins it.
-            if (this.#pendingRead === null && this.#shouldReuse()) this.#startRead();
-            const n = await written;
-            if (n < bytes.length) await this.#writeAll(bytes.subarray(n));
-            else this.deadline = 0;
-          } catch (e) {
-            if (isDisconnect(e)) return; // close() quiets the read started above
-            throw e;
-          }
-          // Written: the buffer goes back to the pool while this connection waits for its next request.
-          writer.recycle(taken.buffer);
-          this.#finishInfos();
-        }
-        if (!this.#shouldReuse()) return;
-        if (parser.headStarted) {
-          // Go's ReadHeaderTimeout: the whole head within a bound of its first byte.
-          if (this.#headDeadline === 0) this.#headDeadline = host.now + host.headerTimeoutMs;
-          this.#enter(ConnState.ReadingHead);
-          this.deadlineKind = Deadline.Head;
-          this.deadline = this.#headDeadline;
-        } else {
-          this.#enter(ConnState.Idle);
-          if (host.closing) return;
-          this.#setDeadline(Deadline.Idle, host.idleTimeoutMs);
-        }
-        // Join the read started with the write (or by the watch while the last request was served), or
-        // start one. The op's own promise is awaited: no wrapper promise on the path every request takes.
-        const op = this.#startRead();
-        let n: number;
-        try {
-          n = await op;
-        } catch (e) {
-          this.#readFailed(op, e);
+      if (ev !== NEED_DATA) {
+        if (ev === PAUSED) return; // never reached: a message that ends is followed by the reuse decision
+        if (ev.type === "error") {
+          await this.#sendError(ev.error.status, ev.error.message);
           return;
         }
-        this.#settled(op, n);
-        if (n === 0) return;
-        continue;
+        if (ev.type !== "head") throw new Error(`unexpected parser event ${ev.type} between requests`);
+        this.#enter(ConnState.Active);
+        this.#headDeadline = 0;
+        this.deadline = 0;
+        const pending = this.#serve(ev.head);
+        if (pending !== undefined) await pending;
+        if (this.#closed) return;
+        reuse = this.#shouldReuse();
+        if (reuse) {
+          parser.startNextCycle();
+          continue;
+        }
+        // The last answer: written below, like a batch.
       }
-      if (ev === PAUSED) return; // never reached: a message that ends is followed by the reuse decision
-      if (ev.type === "error") {
-        await this.#sendError(ev.error.status, ev.error.message);
+      // Everything parsed so far is answered: send the batch, then wait for more. The write is inlined
+      // (one await, not three) because this is the path every request takes.
+      const bytes = writer.take();
+      if (bytes !== null) {
+        this.#setDeadline(Deadline.Write, host.writeTimeoutMs);
+        try {
+          const written = this.#write(bytes);
+          // Start the next read now rather than after the write: both ops go out in one turn of the
+          // event loop. The read lands in the parser's buffer and the code below joins it.
+          if (reuse && this.#pendingRead === null) this.#startRead();
+          const n = await written;
+          if (n < bytes.length) await this.#writeAll(bytes.subarray(n));
+          else this.deadline = 0;
+        } catch (e) {
+          if (isDisconnect(e)) return; // close() quiets the read started above
+          throw e;
+        }
+        // Written: the buffer goes back to the pool while this connection waits for its next request.
+        writer.recycle();
+        this.#finishInfos();
+      }
+      if (!reuse) return;
+      if (parser.headStarted) {
+        // Go's ReadHeaderTimeout: the whole head within a bound of its first byte.
+        if (this.#headDeadline === 0) this.#headDeadline = host.now + host.headerTimeoutMs;
+        this.#enter(ConnState.ReadingHead);
+        this.deadlineKind = Deadline.Head;
+        this.deadline = this.#headDeadline;
+      } else {
+        this.#enter(ConnState.Idle);
+        if (host.closing) return;
+        this.#setDeadline(Deadline.Idle, host.idleTimeoutMs);
+      }
+      // Join the read started with the write (or by the watch while the last request was served), or
+      // start one. The op's own promise is awaited: no wrapper promise on the path every request takes.
+      const op = this.#startRead();
+      let n: number;
+      try {
+        n = await op;
+      } catch (e) {
+        this.#readFailed(op, e);
         return;
       }
-      if (ev.type !== "head") throw new Error(`unexpected parser event ${ev.type} between requests`);
-      this.#enter(ConnState.Active);
-      this.#headDeadline = 0;
-      this.deadline = 0;
-      const pending = this.#serve(ev.head);
-      if (pending !== undefined) await pending;
-      if (this.#closed) return;
-      if (!this.#shouldReuse()) {
-        await this.#flush();
-        return;
-      }
-      parser.startNextCycle();
+      this.#settled(op, n);
+      if (n === 0) return;
     }
   }
 
@@ -561,8 +568,8 @@ export class Connection {
     const host = this.#host;
     const hasBody = head.framing.kind !== "none";
     const seq = ++this.#seq;
-    this.#closeReasons = head.keepAlive ? 0 : Reason.ClientAsked;
-    this.#continue = head.expectContinue ? Continue.Expected : Continue.NotExpected;
+    this.#closeReasons = (head.keepAlive ? 0 : Reason.ClientAsked) |
+      (head.expectContinue ? Reason.ContinueUnsent : 0);
     this.#bodyError = null;
     this.#watched = false;
 
@@ -649,8 +656,7 @@ export class Connection {
 
   /** Have the writer write `response`, with `connection: close` when this is the connection's last answer. */
   #respond(response: Response, head: RequestHead): Promise<void> | undefined {
-    const to = { isHead: head.method === "HEAD", versionMinor: head.versionMinor };
-    const outcome = this.#writer.answer(response, to, !this.#shouldReuse());
+    const outcome = this.#writer.answer(response, head, !this.#shouldReuse());
     if (typeof outcome === "number") return this.#afterAnswer(outcome);
     this.#watch();
     return outcome.then((o) => this.#afterAnswer(o));
@@ -662,9 +668,10 @@ export class Connection {
     this.#queuedSeq = this.#seq;
     if (this.#writer.queued === 0) this.#finishInfos();
     if (this.#cancelCallbacks.length !== 0) this.#cancelCallbacks.length = 0;
-    if (this.#closed || !this.#shouldReuse()) return undefined;
+    if (this.#closed) return undefined;
     const parser = this.#parser;
     if (parser.state === "BODY") {
+      if (!this.#shouldReuse()) return undefined; // closing: not worth reading
       // Discard what the handler left of the body, so the next request starts at its first byte.
       this.#enter(ConnState.Draining);
       return this.#drain().then((drained) => {
@@ -687,9 +694,9 @@ export class Connection {
           controller.error(new ClientGone());
           return;
         }
-        if (this.#continue === Continue.Expected) {
+        if ((this.#closeReasons & Reason.ContinueUnsent) !== 0) {
           // RFC 9110 §10.1.1: 100 Continue only once the handler asks for the body.
-          this.#continue = Continue.Sent;
+          this.#closeReasons &= ~Reason.ContinueUnsent;
           this.#writer.queueContinue();
           await this.#flush();
         }
@@ -717,6 +724,7 @@ export class Connection {
             return;
           }
           if (ev.type === "error") {
+            this.#closeReasons |= Reason.ProtocolError;
             this.#bodyError = ev.error;
             controller.error(new BodyError(ev.error.status, ev.error.message));
             return;

@@ -257,6 +257,28 @@ const INITIAL_BUFFER = 4096;
 /** Read buffer while a large body streams in: fewer, larger reads. */
 const BODY_BUFFER = 64 * 1024;
 
+/**
+ * Free read buffers of INITIAL_BUFFER bytes, shared by every parser: a connection's parser takes one and
+ * gives it back when the connection ends, so a new connection per request allocates no buffer.
+ */
+const bufferPool: Uint8Array[] = [];
+/** Pooled buffers kept at most (1 MiB): more connections closing at once let GC take the rest. */
+const BUFFER_POOL_MAX = 256;
+
+/**
+ * The last plain-ASCII head decoded by any parser, as bytes and text: keep-alive clients (and load
+ * balancers, health checks, benchmarks) send the same head again and again, and comparing bytes costs
+ * less than decoding them into a new string. Shared, so it adds nothing to a connection's memory.
+ */
+let lastHeadBytes = new Uint8Array(256);
+let lastHeadLength = -1;
+let lastHeadText = "";
+/** Longest head remembered: a browser's with a few cookies; longer ones are decoded every time. */
+const REMEMBERED_HEAD_BYTES = 2048;
+
+/** Limits objects given to parsers, merged with the defaults once each. */
+const mergedLimits = new WeakMap<Partial<ParserLimits>, Readonly<ParserLimits>>();
+
 const asciiDecoder = new TextDecoder();
 const decodeWithTextDecoder = (bytes: Uint8Array): string => asciiDecoder.decode(bytes);
 
@@ -408,6 +430,8 @@ export class RequestParser {
   #hasObsText = false;
   #scanned = 0;
   #lastHeadView: Uint8Array | null = null;
+  /** The last Host field found valid on this connection. */
+  #lastHost: string | null = null;
   readonly #decodeAscii: (bytes: Uint8Array) => string;
 
   /**
@@ -416,10 +440,15 @@ export class RequestParser {
    * @param limits Overrides for {@link DEFAULT_PARSER_LIMITS}.
    * @param options How bytes become strings (see {@link ParserOptions}).
    */
-  constructor(limits: Partial<ParserLimits> = {}, options: ParserOptions = {}) {
-    this.limits = { ...DEFAULT_PARSER_LIMITS, ...limits };
+  constructor(limits: Partial<ParserLimits> = NO_LIMITS, options: ParserOptions = {}) {
+    // A server makes many parsers from one limits object: they share one merged copy.
+    let merged = mergedLimits.get(limits);
+    if (merged === undefined) {
+      mergedLimits.set(limits, merged = Object.freeze({ ...DEFAULT_PARSER_LIMITS, ...limits }));
+    }
+    this.limits = merged;
     this.#decodeAscii = options.decodeAscii ?? decodeWithTextDecoder;
-    this.#buf = new Uint8Array(INITIAL_BUFFER);
+    this.#buf = bufferPool.pop() ?? new Uint8Array(INITIAL_BUFFER);
     const l = this.limits;
     this.#maxBuffer = Math.max(l.maxHeadBytes, l.maxChunkLineBytes, l.maxTrailerBytes) + INITIAL_BUFFER;
   }
@@ -427,6 +456,11 @@ export class RequestParser {
   /** The current state: IDLE (waiting for a head), BODY, DONE (message read) or ERROR. */
   get state(): ParserState {
     return STATES[this.#state];
+  }
+
+  /** True once a message broke the grammar or a limit: the parser answers that error forever. */
+  get failed(): boolean {
+    return this.#state === State.Error;
   }
 
   /** Bytes received and not yet consumed by an event. */
@@ -528,6 +562,19 @@ export class RequestParser {
     return this.#buf.subarray(this.#end);
   }
 
+  /**
+   * Give the parser's read buffer back for another parser to use, when the connection is done. Call it
+   * only when no read into {@link RequestParser.writable} is still in flight; the parser is not used
+   * again afterwards.
+   */
+  release(): void {
+    const buf = this.#buf;
+    this.#buf = EMPTY;
+    this.#start = this.#end = 0;
+    this.#lastHeadView = null;
+    if (buf.length === INITIAL_BUFFER && bufferPool.length < BUFFER_POOL_MAX) bufferPool.push(buf);
+  }
+
   /** After a message ends (`paused`), allow the next request on this connection (h11's start_next_cycle). */
   startNextCycle(): void {
     this.#go(Transition.NextCycle);
@@ -571,6 +618,25 @@ export class RequestParser {
     const v = this.#lastHeadView;
     if (v !== null && v.buffer === buf.buffer && v.byteOffset === start && v.length === end - start) return v;
     return this.#lastHeadView = buf.subarray(start, end);
+  }
+
+  /** The text of a plain-ASCII head in `buf[start, end)`: the last one's when the bytes are the same. */
+  #asciiHead(buf: Uint8Array, start: number, end: number): string {
+    const n = end - start;
+    if (n === lastHeadLength) {
+      const last = lastHeadBytes;
+      let i = 0;
+      while (i < n && buf[start + i] === last[i]) i++;
+      if (i === n) return lastHeadText;
+    }
+    const text = this.#decodeAscii(this.#headView(buf, start, end));
+    if (n <= REMEMBERED_HEAD_BYTES) {
+      if (lastHeadBytes.length < n) lastHeadBytes = new Uint8Array(REMEMBERED_HEAD_BYTES);
+      lastHeadBytes.set(this.#headView(buf, start, end));
+      lastHeadLength = n;
+      lastHeadText = text;
+    }
+    return text;
   }
 
   #fail(status: number, message: string): { type: "error"; error: ProtocolError } {
@@ -771,9 +837,7 @@ export class RequestParser {
   #finishHead(buf: Uint8Array, base: number): ParserEvent {
     // One string for the whole head; every piece is a slice of it (cheap, and one char per byte). A head
     // of plain ASCII, the usual case, decodes natively; obs-text needs the byte-per-char path.
-    const text = this.#hasObsText
-      ? latin1(buf, base, this.#start)
-      : this.#decodeAscii(this.#headView(buf, base, this.#start));
+    const text = this.#hasObsText ? latin1(buf, base, this.#start) : this.#asciiHead(buf, base, this.#start);
     const method = methodString(buf, base + this.#methodStart, base + this.#methodEnd);
     const target = text.slice(
       this.#targetStart,
@@ -841,10 +905,13 @@ export class RequestParser {
     // Host (RFC 9112 §3.2, RFC 9110 §7.2): exactly one, valid, in HTTP/1.1.
     if (hostCount > 1) return this.#fail(400, "more than one Host field");
     if (hostCount === 0 && versionMinor === 1) return this.#fail(400, "HTTP/1.1 request without Host");
-    if (hostCount === 1) {
+    if (hostCount === 1 && host !== this.#lastHost) {
+      // A client sends the same Host on every request of a connection: it is checked once per connection
+      // (and once per process for hosts seen on other connections).
       if (host === "") return this.#fail(400, "the Host field is empty");
       const problem = hostProblem(host);
       if (problem !== null) return this.#fail(400, `the Host field ${problem}`);
+      this.#lastHost = host;
     }
 
     // Body framing, in the order of RFC 9112 §6.3.
@@ -1026,3 +1093,5 @@ export class RequestParser {
 }
 
 const END: ParserEvent = Object.freeze({ type: "end" }) as ParserEvent;
+const NO_LIMITS: Partial<ParserLimits> = Object.freeze({});
+const EMPTY = new Uint8Array(0);

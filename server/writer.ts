@@ -96,7 +96,7 @@ export function decideFraming(input: FramingInput): { framing: Framing; length: 
     : { framing: Framing.Close, length: -1 };
 }
 
-/** Where a writer's bytes go: the connection, which owns the socket, its write deadline and its log. */
+/** Where a writer's bytes go: the connection, which owns the socket and its write deadline. */
 export interface Sink {
   /** Write all of `bytes`. Rejects when the peer is gone or the socket failed. */
   writeAll(bytes: Uint8Array): Promise<void>;
@@ -104,18 +104,22 @@ export interface Sink {
   wrote(): void;
   /** A streamed body is about to wait on its source: the connection watches for the client leaving. */
   streaming(): void;
+}
+
+/** What a writer reads from its server: the clock's `date:` line and the log. */
+export interface WriterHost {
   /** The current `date:` header line, with its CRLF (RFC 9110 §6.6.1). */
   readonly dateLine: string;
   /** Log a failure of the handler's response (never a client that left). */
   log(message: string, error?: unknown): void;
 }
 
-/** The request facts an answer depends on. */
+/** The request facts an answer depends on (a parsed request head has them). */
 export interface AnswerTo {
-  /** The request's method was HEAD. */
-  isHead: boolean;
+  /** The request's method: HEAD gets the headers GET would, without a body. */
+  readonly method: string;
   /** Its HTTP minor version. */
-  versionMinor: 0 | 1;
+  readonly versionMinor: 0 | 1;
 }
 
 const encoder = new TextEncoder();
@@ -298,18 +302,19 @@ interface HandlerHead {
  *   writeAll: (b) => (sent.push(b.slice()), Promise.resolve()),
  *   wrote() {},
  *   streaming() {},
- *   dateLine: "date: Mon, 30 Nov 2026 00:00:00 GMT\r\n",
- *   log: console.error,
- * });
- * writer.answer(new Response("hi"), { isHead: false, versionMinor: 1 }, false);
+ * }, { dateLine: "date: Mon, 30 Nov 2026 00:00:00 GMT\r\n", log: console.error });
+ * writer.answer(new Response("hi"), { method: "GET", versionMinor: 1 }, false);
  * await writer.flush();
  * console.log(new TextDecoder().decode(sent[0]).split("\r\n")[0]); // "HTTP/1.1 200 OK"
  * ```
  */
 export class ResponseWriter {
   readonly #sink: Sink;
+  readonly #host: WriterHost;
   #out: Uint8Array | null = null;
   #outLength = 0;
+  /** The buffer behind the bytes last taken, until they are written. */
+  #taken: Uint8Array | null = null;
   /** The flush in progress: writes go out one after another, never interleaved. */
   #flushing: Promise<void> | null = null;
   /** The stream being sent, so it can be cancelled when the peer leaves. */
@@ -318,9 +323,11 @@ export class ResponseWriter {
 
   /**
    * @param sink Where the bytes go.
+   * @param host The clock's date line and the log.
    */
-  constructor(sink: Sink) {
+  constructor(sink: Sink, host: WriterHost) {
     this.#sink = sink;
+    this.#host = host;
   }
 
   /** Bytes queued and not yet written. */
@@ -335,26 +342,26 @@ export class ResponseWriter {
 
   /**
    * Detach the queued bytes, for a caller that writes them itself (the connection's keep-alive path, which
-   * starts its next read alongside the write); hand the buffer back with {@link ResponseWriter.recycle}.
+   * starts its next read alongside the write); hand the buffer back with {@link ResponseWriter.recycle}
+   * once they are written. One at a time: writes are never interleaved.
    *
    * @returns The queued bytes (a view of a pooled buffer), or null when nothing is queued.
    */
-  take(): { bytes: Uint8Array; buffer: Uint8Array } | null {
+  take(): Uint8Array | null {
     const length = this.#outLength;
     if (length === 0) return null;
     const buffer = this.#out!;
     this.#out = null;
     this.#outLength = 0;
-    return { bytes: length === buffer.length ? buffer : buffer.subarray(0, length), buffer };
+    this.#taken = buffer;
+    return length === buffer.length ? buffer : buffer.subarray(0, length);
   }
 
-  /**
-   * Give back a buffer from {@link ResponseWriter.take} once it is written.
-   *
-   * @param buffer The `buffer` that `take()` returned.
-   */
-  recycle(buffer: Uint8Array): void {
-    giveOut(buffer);
+  /** The bytes from {@link ResponseWriter.take} are written: their buffer goes back to the pool. */
+  recycle(): void {
+    const buffer = this.#taken;
+    this.#taken = null;
+    if (buffer !== null) giveOut(buffer);
   }
 
   /**
@@ -365,16 +372,16 @@ export class ResponseWriter {
    */
   async flush(): Promise<void> {
     while (this.#flushing !== null) await this.#flushing;
-    const taken = this.take();
-    if (taken === null) return;
-    const writing = this.#send(taken.bytes);
+    const bytes = this.take();
+    if (bytes === null) return;
+    const writing = this.#send(bytes);
     this.#flushing = writing.then(() => {}, () => {});
     try {
       await writing;
     } finally {
       this.#flushing = null;
     }
-    giveOut(taken.buffer);
+    this.recycle();
     this.#sink.wrote();
   }
 
@@ -395,7 +402,7 @@ export class ResponseWriter {
    */
   cancel(reason?: unknown): void {
     this.#cancelled = true;
-    this.#reader?.cancel(reason ?? new Cancelled()).catch(() => {});
+    if (this.#reader !== null) this.#reader.cancel(reason ?? new Cancelled()).catch(() => {});
   }
 
   /** Queue `HTTP/1.1 100 Continue` (RFC 9110 §10.1.1), for a client waiting to send its body. */
@@ -413,7 +420,7 @@ export class ResponseWriter {
     this.#appendHead(
       `${statusLine(status)}${status === 204 ? "" : "content-length: 0\r\n"}${
         close ? "connection: close\r\n" : ""
-      }${this.#sink.dateLine}\r\n`,
+      }${this.#host.dateLine}\r\n`,
     );
   }
 
@@ -427,7 +434,7 @@ export class ResponseWriter {
     const body = `${STATUS_TEXT[status] ?? "Error"}\n`;
     this.#appendHead(
       `${statusLine(status)}content-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n` +
-        `connection: close\r\n${this.#sink.dateLine}\r\n${body}`,
+        `connection: close\r\n${this.#host.dateLine}\r\n${body}`,
     );
   }
 
@@ -444,7 +451,8 @@ export class ResponseWriter {
     const status = statusOf(res);
     const fixed = staticBody(res);
     if (
-      fixed !== null && fixed.contentType !== undefined && typeof fixed.body === "string" && !to.isHead &&
+      fixed !== null && fixed.contentType !== undefined && typeof fixed.body === "string" &&
+      to.method !== "HEAD" &&
       fixed.body.length <= INLINE_BODY_CHARS &&
       this.#queuePlain(fixed.contentType, fixed.body, to.versionMinor, close)
     ) {
@@ -498,7 +506,7 @@ export class ResponseWriter {
         lines += `${name}: ${value}\r\n`;
       }
     }
-    if (!hasDate) lines += this.#sink.dateLine;
+    if (!hasDate) lines += this.#host.dateLine;
     return { lines, declared, close };
   }
 
@@ -528,10 +536,13 @@ export class ResponseWriter {
     close: boolean,
     outcome: Outcome,
   ): Outcome | Promise<Outcome> {
-    if (!to.isHead && body.length <= INLINE_BODY_CHARS && status >= 200 && status !== 204 && status !== 304) {
-      // Most string bodies are ASCII, and then chars are bytes: head and body go out in one native call.
-      const { length } = decideFraming({ ...to, status, known: body.length, declared: head.declared });
-      const text = this.#head(status, head, Framing.Length, length, to.versionMinor, close);
+    if (
+      to.method !== "HEAD" && body.length <= INLINE_BODY_CHARS && status >= 200 && status !== 204 &&
+      status !== 304
+    ) {
+      // Most string bodies are ASCII, and then chars are bytes: head and body go out in one native call;
+      // the framing is a Content-Length of the body's length (decideFraming's "known" case).
+      const text = this.#head(status, head, Framing.Length, body.length, to.versionMinor, close);
       if (this.#appendAscii(text + body)) {
         return this.#outLength >= FLUSH_AT ? this.#flushed(outcome) : outcome;
       }
@@ -555,8 +566,15 @@ export class ResponseWriter {
     outcome: Outcome,
   ): Outcome | Promise<Outcome> {
     // A null body answering HEAD with a declared length states that length (what GET would send).
-    const known = bytes === null && to.isHead && head.declared >= 0 ? -1 : length;
-    const decided = decideFraming({ ...to, status, known, declared: head.declared });
+    const isHead = to.method === "HEAD";
+    const known = bytes === null && isHead && head.declared >= 0 ? -1 : length;
+    const decided = decideFraming({
+      status,
+      isHead,
+      versionMinor: to.versionMinor,
+      known,
+      declared: head.declared,
+    });
     this.#appendHead(this.#head(status, head, decided.framing, decided.length, to.versionMinor, close));
     if (decided.framing === Framing.Length && length > 0) {
       if (length > OUT_BUFFER) {
@@ -603,9 +621,9 @@ export class ResponseWriter {
     try {
       reader = stream.getReader();
     } catch (e) {
-      this.#sink.log("response body is not readable", e);
+      this.#host.log("response body is not readable", e);
       this.#appendHead(
-        `${statusLine(500)}content-length: 0\r\nconnection: close\r\n${this.#sink.dateLine}\r\n`,
+        `${statusLine(500)}content-length: 0\r\nconnection: close\r\n${this.#host.dateLine}\r\n`,
       );
       return this.#flushed(Outcome.Incomplete);
     }
@@ -628,7 +646,13 @@ export class ResponseWriter {
       first = probe.chunks;
       pending = probe.pending;
     }
-    const decided = decideFraming({ ...to, status, known: -1, declared: head.declared });
+    const decided = decideFraming({
+      status,
+      isHead: to.method === "HEAD",
+      versionMinor: to.versionMinor,
+      known: -1,
+      declared: head.declared,
+    });
     this.#appendHead(this.#head(status, head, decided.framing, decided.length, to.versionMinor, close));
     if (decided.framing === Framing.None) {
       reader.cancel().catch(() => {});
@@ -644,7 +668,7 @@ export class ResponseWriter {
     if (this.#cancelled || e instanceof Cancelled || e instanceof WriteFailure) {
       return outcome | Outcome.WriteFailed;
     }
-    this.#sink.log("response body stream failed", e);
+    this.#host.log("response body stream failed", e);
     return outcome | Outcome.Incomplete;
   }
 
@@ -702,7 +726,7 @@ export class ResponseWriter {
       if (this.#cancelled) return outcome | Outcome.WriteFailed;
       if (framing === Framing.Chunked) this.#appendHead("0\r\n\r\n");
       else if (framing === Framing.Length && sent < declared) {
-        this.#sink.log(`response body ended after ${sent} of ${declared} declared bytes`);
+        this.#host.log(`response body ended after ${sent} of ${declared} declared bytes`);
         outcome |= Outcome.Incomplete;
       }
       await this.flush();
@@ -770,7 +794,7 @@ export class ResponseWriter {
    * in chars, and the caller takes the general path.
    */
   #queuePlain(contentType: string | null, body: string, versionMinor: 0 | 1, close: boolean): boolean {
-    const prefix = plainHead(contentType, this.#sink.dateLine);
+    const prefix = plainHead(contentType, this.#host.dateLine);
     const n = body.length;
     // The prefix, up to 16 digits and CRLF, a connection line, CRLF, the body.
     const out = this.#reserve(prefix.length + 18 + CONNECTION_KEEP_ALIVE.length + 2 + n);

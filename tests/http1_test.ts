@@ -146,3 +146,37 @@ Deno.test("RequestParser grows its buffer only for a large head and shrinks it a
   p.startNextCycle();
   assert.equal(p.writable().length, 4096, "back to the small buffer once idle");
 });
+
+Deno.test("RequestParser reuses a repeated head's text only when every byte is the same, across parsers", () => {
+  const headOf = (p: RequestParser, raw: string) => {
+    p.feed(latin1(raw));
+    const ev = p.next();
+    assert.ok(typeof ev === "object" && ev.type === "head");
+    p.next();
+    p.startNextCycle();
+    return ev.head;
+  };
+  const a = new RequestParser();
+  const b = new RequestParser();
+  const first = headOf(a, "GET /aaaa HTTP/1.1\r\nHost: x\r\nX-N: 1\r\n\r\n");
+  // The same length, one byte different, in the middle, at the end, on another parser.
+  const second = headOf(b, "GET /aaab HTTP/1.1\r\nHost: x\r\nX-N: 1\r\n\r\n");
+  const third = headOf(a, "GET /aaab HTTP/1.1\r\nHost: x\r\nX-N: 2\r\n\r\n");
+  const again = headOf(b, "GET /aaab HTTP/1.1\r\nHost: x\r\nX-N: 2\r\n\r\n");
+  assert.equal(first.target, "/aaaa");
+  assert.equal(second.target, "/aaab");
+  assert.deepEqual(third.headers, ["host", "x", "x-n", "2"]);
+  assert.deepEqual(again.headers, ["host", "x", "x-n", "2"]);
+  assert.equal(headOf(b, "GET /aaaa HTTP/1.1\r\nHost: x\r\nX-N: 1\r\n\r\n").target, "/aaaa");
+});
+
+Deno.test("RequestParser gives its buffer back on release(), and a new parser takes it", () => {
+  const a = new RequestParser();
+  const buffer = a.writable().buffer;
+  a.release();
+  const b = new RequestParser();
+  assert.equal(b.writable().buffer, buffer, "the released buffer is reused");
+  b.feed(latin1("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+  const ev = b.next();
+  assert.ok(typeof ev === "object" && ev.type === "head");
+});

@@ -8,6 +8,7 @@ import {
   Outcome,
   ResponseWriter,
   type Sink,
+  type WriterHost,
 } from "../server/writer.ts";
 
 const DATE = "date: Mon, 30 Nov 2026 00:00:00 GMT\r\n";
@@ -52,18 +53,17 @@ function recordingSink(failAfter = Infinity) {
     },
     wrote: () => void wrote++,
     streaming() {},
-    dateLine: DATE,
-    log: (message) => void logged.push(message),
   };
-  return { sink, writes, logged, wrotes: () => wrote };
+  const host: WriterHost = { dateLine: DATE, log: (message) => void logged.push(message) };
+  return { sink, host, writes, logged, wrotes: () => wrote };
 }
 
-const to11 = { isHead: false, versionMinor: 1 as const };
-const to10 = { isHead: false, versionMinor: 0 as const };
+const to11 = { method: "GET", versionMinor: 1 as const };
+const to10 = { method: "GET", versionMinor: 0 as const };
 
 Deno.test("ResponseWriter queues whole answers and writes a batch in one write", async () => {
-  const { sink, writes, wrotes } = recordingSink();
-  const writer = new ResponseWriter(sink);
+  const { sink, host, writes, wrotes } = recordingSink();
+  const writer = new ResponseWriter(sink, host);
   assert.equal(writer.answer(new Response("a"), to11, false), Outcome.Complete);
   assert.equal(writer.answer(new Response("bb", { status: 201, headers: { "x-a": "1" } }), to11, false), 0);
   assert.equal(writer.answer(new Response(null, { status: 204 }), to11, false), 0);
@@ -86,8 +86,8 @@ Deno.test("ResponseWriter queues whole answers and writes a batch in one write",
 });
 
 Deno.test("ResponseWriter says connection: close when told, and reports a handler's own close", async () => {
-  const { sink, writes } = recordingSink();
-  const writer = new ResponseWriter(sink);
+  const { sink, host, writes } = recordingSink();
+  const writer = new ResponseWriter(sink, host);
   assert.equal(writer.answer(new Response("x"), to11, true), Outcome.Complete);
   const own = new Response("y", { headers: { connection: "close", "keep-alive": "timeout=5" } });
   assert.equal(writer.answer(own, to11, false), Outcome.HandlerAsked);
@@ -113,29 +113,29 @@ Deno.test("ResponseWriter streams: chunked for 1.1, close-delimited for 1.0, sho
       },
     });
   let r = recordingSink();
-  let writer = new ResponseWriter(r.sink);
+  let writer = new ResponseWriter(r.sink, r.host);
   assert.equal(await writer.answer(new Response(slow(["ab", "c"])), to11, false), Outcome.Complete);
   assert.match(r.writes.join(""), /transfer-encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n$/);
 
   r = recordingSink();
-  writer = new ResponseWriter(r.sink);
+  writer = new ResponseWriter(r.sink, r.host);
   assert.equal(await writer.answer(new Response(slow(["ab"])), to10, false), Outcome.CloseDelimited);
   assert.match(r.writes.join(""), /connection: close\r\n\r\nab$/);
 
   r = recordingSink();
-  writer = new ResponseWriter(r.sink);
+  writer = new ResponseWriter(r.sink, r.host);
   const short = new Response(slow(["abc"]), { headers: { "content-length": "10" } });
   assert.equal(await writer.answer(short, to11, false), Outcome.Incomplete);
   assert.deepEqual(r.logged, ["response body ended after 3 of 10 declared bytes"]);
 
   r = recordingSink();
-  writer = new ResponseWriter(r.sink);
+  writer = new ResponseWriter(r.sink, r.host);
   const long = new Response(slow(["abc", "def"]), { headers: { "content-length": "4" } });
   assert.equal(await writer.answer(long, to11, false), Outcome.Incomplete);
   assert.match(r.writes.join(""), /\r\n\r\nabcd$/, "only the declared bytes are sent");
 
   r = recordingSink();
-  writer = new ResponseWriter(r.sink);
+  writer = new ResponseWriter(r.sink, r.host);
   assert.equal(
     await writer.answer(new Response(slow(["a"], new Error("disk"))), to11, false),
     Outcome.Incomplete,
@@ -145,13 +145,13 @@ Deno.test("ResponseWriter streams: chunked for 1.1, close-delimited for 1.0, sho
 
 Deno.test("ResponseWriter reports a failed write without logging it, and stops a cancelled stream", async () => {
   const r = recordingSink(0);
-  const writer = new ResponseWriter(r.sink);
+  const writer = new ResponseWriter(r.sink, r.host);
   const big = new Uint8Array(64 * 1024);
   assert.equal(await writer.answer(new Response(big), to11, false), Outcome.WriteFailed);
   assert.deepEqual(r.logged, []);
 
   const s = recordingSink();
-  const streaming = new ResponseWriter(s.sink);
+  const streaming = new ResponseWriter(s.sink, s.host);
   let cancelled = false;
   const idle = new ReadableStream<Uint8Array>({
     start(c) {
