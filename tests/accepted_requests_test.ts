@@ -2,15 +2,11 @@
 // a `#fragment` in the target (dropped), any valid method token, and Host values that are RFC 3986
 // reg-names. What cannot become the request's URL is still refused, and the refusal says why.
 import assert from "node:assert/strict";
-import { type PierServer, type Refusal, Router, serve, type ServeOptions } from "../mod.ts";
+import { type Refusal, Router } from "../mod.ts";
 import type { Handler } from "../server/types.ts";
-import { exchange, statuses } from "./fixtures/raw_http.ts";
+import { exchange, start, statuses } from "./fixtures/raw_http.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function start(handler: Handler, options: ServeOptions = {}): PierServer {
-  return serve({ hostname: "127.0.0.1", port: 0, onListen() {}, ...options }, handler);
-}
 
 /** Answers with what the handler saw: the method and the URL. */
 const echo: Handler = (req) => new Response(`${req.method} ${req.url}`);

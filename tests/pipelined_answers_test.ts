@@ -2,17 +2,12 @@
 // the client), the answers it has ready are written first, and a finished answer always goes out before any
 // close that a later request causes. Timing is asserted with a generous bound (1 s), not benchmarked.
 import assert from "node:assert/strict";
-import { type PierServer, serve, type ServeOptions } from "../mod.ts";
 import type { Handler } from "../server/types.ts";
-import { complete, RawConnection } from "./fixtures/raw_http.ts";
+import { complete, RawConnection, start } from "./fixtures/raw_http.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 /** Generous: the rule is "at once" (well under 10 ms on loopback); CI machines are slow and shared. */
 const PROMPTLY_MS = 1000;
-
-function start(handler: Handler, options: ServeOptions = {}): PierServer {
-  return serve({ hostname: "127.0.0.1", port: 0, onListen() {}, ...options }, handler);
-}
 
 const post = (path: string, declared: number, body: string) =>
   `POST ${path} HTTP/1.1\r\nHost: t\r\nContent-Length: ${declared}\r\n\r\n${body}`;

@@ -2,20 +2,15 @@
 // answers, 100-continue, timeouts, errors, backpressure, shutdown, and running a Deno.serve handler as is.
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { type PierServer, serve, type ServeOptions } from "../mod.ts";
 import { Connection, type ConnectionHost } from "../server/conn.ts";
 import { fastPathFailure, fastPathsActive, setFastPaths } from "../server/_fast.ts";
 import type { Handler } from "../server/types.ts";
 import { concatBytes } from "../server/_bytes.ts";
 import { captureErrors, logLines } from "./fixtures/console.ts";
-import { exchange, statuses } from "./fixtures/raw_http.ts";
+import { exchange, start, statuses } from "./fixtures/raw_http.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function start(handler: Handler, options: ServeOptions = {}): PierServer {
-  return serve({ hostname: "127.0.0.1", port: 0, onListen() {}, ...options }, handler);
-}
 
 const GET = (path = "/", extra = "") => `GET ${path} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
 const opts = { sanitizeOps: false, sanitizeResources: false };
