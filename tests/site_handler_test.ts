@@ -3,7 +3,9 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { PostgresStore } from "../app/postgres_store.ts";
-import { CONTACT_LIMITS, createSite, formatBytes, INCOMING_DIR, validateContact } from "../app/site.ts";
+import { CONTACT_LIMITS, validateContact } from "../app/contact.ts";
+import { createSite } from "../app/site.ts";
+import { formatBytes, INCOMING_DIR } from "../app/upload.ts";
 import { freshDatabase } from "./fixtures/postgres.ts";
 import { formPost, INFO, memorySite, sessionCookie } from "./fixtures/site_fixture.ts";
 
