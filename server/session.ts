@@ -498,6 +498,13 @@ export interface SessionOptions {
   touchIntervalMs?: number;
   /** The clock, in ms since the epoch. Default `Date.now`; tests inject one. */
   now?: () => number;
+  /**
+   * For a request without a session cookie: the id of a session to adopt, one the application issued
+   * earlier by other means (a signed first-visit cookie, say), or undefined. The session is loaded when it
+   * exists and started under that id when not. Only ids of the shape this middleware issues (v4 UUIDs) are
+   * taken. Default: none, every new session gets a random id.
+   */
+  adoptId?: (request: Request) => string | undefined | Promise<string | undefined>;
 }
 
 /** The session cookie's base name. On secure requests it becomes `__Host-pier_sid`. */
@@ -565,17 +572,23 @@ export function sessions(options: SessionOptions = {}): Middleware {
     const sent = getCookies(request)[name];
     const t = now();
 
+    // The session cookie's id, or for a request without one an id the application adopts.
+    let id = sent !== undefined && SESSION_ID_RE.test(sent) ? sent : undefined;
+    if (sent === undefined && options.adoptId) {
+      const adopted = await options.adoptId(request);
+      if (adopted !== undefined && SESSION_ID_RE.test(adopted)) id = adopted;
+    }
     let loaded: StoredSession | undefined;
-    if (sent !== undefined && SESSION_ID_RE.test(sent)) {
-      loaded = await store.get(sent);
+    if (id !== undefined) {
+      loaded = await store.get(id);
       if (loaded && (loaded.expiresAt <= t || expiresAt(loaded.data) <= t)) {
-        await store.destroy(sent);
+        await store.destroy(id);
         loaded = undefined;
       }
     }
     const session = loaded
-      ? new Session(sent!, loaded.data, now)
-      : new Session(crypto.randomUUID(), undefined, now);
+      ? new Session(id!, loaded.data, now)
+      : new Session(id !== undefined && id !== sent ? id : crypto.randomUUID(), undefined, now);
     const state = internals.get(session)!;
     ctx.state.session = session;
 

@@ -309,3 +309,25 @@ Deno.test("sessions() works end to end with the SQLite store", async () => {
     store.close();
   }
 });
+
+Deno.test("sessions() adopts an id the application issued, for a request without a session cookie", async () => {
+  const adopted = crypto.randomUUID();
+  let offered: string | undefined = adopted;
+  const { request, store } = harness({ adoptId: () => offered });
+  // Not stored yet: a new session under that id, saved (and its cookie sent) once it holds a value.
+  let r = await request({ handler: (s) => void s.set("n", 1) });
+  assert.equal(r.session.id, adopted);
+  assert.equal(r.setCookie, `pier_sid=${adopted}; Path=/; HttpOnly; SameSite=Lax`);
+  assert.deepEqual((await store.get(adopted))?.data.values, { n: 1 });
+  // Stored: loaded, not started again; the cookie is sent, since the request carried none.
+  r = await request({ handler: (s) => void assert.equal(s.get("n"), 1) });
+  assert.equal(r.session.isNew, false);
+  assert.equal(r.setCookie, `pier_sid=${adopted}; Path=/; HttpOnly; SameSite=Lax`);
+  // A session cookie wins over the adopted id; an id of another shape is not taken.
+  const other = await request({ cookie: `pier_sid=${adopted}` });
+  assert.equal(other.session.id, adopted);
+  offered = "not-a-uuid";
+  r = await request();
+  assert.notEqual(r.session.id, "not-a-uuid");
+  assert.match(r.session.id, UUID_RE);
+});
