@@ -6,19 +6,16 @@
 import postgres from "postgres";
 import type { SessionData, SessionStore, StoredSession } from "../mod.ts";
 import { type Migration, MIGRATIONS } from "./migrations.ts";
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_LIST_LIMIT, type StoreBackend, StoreError } from "./store.ts";
 import {
-  DEFAULT_CALL_TIMEOUT_MS,
-  DEFAULT_LIST_LIMIT,
   type Message,
   messageFromRow,
   type NewMessage,
   type NewUpload,
   sessionFromRow,
-  type StoreBackend,
-  StoreError,
   type Upload,
   uploadFromRow,
-} from "./store.ts";
+} from "./store_ops.ts";
 
 /**
  * Connections per instance: 10. The site's statements are single-row and take a millisecond or two, so ten

@@ -3,7 +3,20 @@
 // restart after a crash, stop); it must never run SQL on the event loop, and never report a write as done
 // before the Worker answered that it committed. The PostgreSQL store is app/postgres_store.ts.
 import type { SessionData, SessionStore, StoredSession } from "../mod.ts";
+import type { Remote } from "./_rpc.ts";
 import { MIGRATIONS } from "./migrations.ts";
+import {
+  type Message,
+  messageFromRow,
+  type NewMessage,
+  type NewUpload,
+  type Row,
+  sessionFromRow,
+  type SessionOpName,
+  type StoreOps,
+  type Upload,
+  uploadFromRow,
+} from "./store_ops.ts";
 import { type StoreOp, type StoreReply, storeWorkerSource } from "./store_worker.ts";
 
 /**
@@ -67,136 +80,24 @@ export class StoreError extends Error {
   }
 }
 
-/** A contact message to store. */
-export interface NewMessage {
-  /** The sender's name, trimmed. */
-  name: string;
-  /** The sender's email address, as typed. */
-  email: string;
-  /** The text, line breaks as sent (CRLF from browsers). */
-  message: string;
-  /** The client address (the forwarded one behind a trusted proxy). */
-  clientAddr: string;
-  /** The sender's session id, when they have a session. */
-  sessionId: string | null;
-}
-
-/** A stored contact message. */
-export interface Message extends NewMessage {
-  /** The row id, in insertion order. */
-  id: number;
-  /** When it was stored, in ms since the epoch. */
-  createdAt: number;
-}
-
-/** An uploaded file to record (the bytes are already in the upload folder under `storedName`). */
-export interface NewUpload {
-  /** The file's name in the upload folder: a random UUID, never the client's name. */
-  storedName: string;
-  /** The client's filename, sanitised: metadata only. */
-  originalName: string;
-  /** Size in bytes. */
-  size: number;
-  /** The part's Content-Type, as the client declared it (never trusted for serving). */
-  contentType: string;
-  /** Hex SHA-256 of the bytes. */
-  sha256: string;
-  /** The visitor's description, trimmed; may be empty. */
-  description: string;
-  /** The client address. */
-  clientAddr: string;
-  /** The uploader's session id, when they have a session. */
-  sessionId: string | null;
-}
-
-/** A recorded upload. */
-export interface Upload extends NewUpload {
-  /** The row id. */
-  id: number;
-  /** When it was recorded, in ms since the epoch. */
-  createdAt: number;
-}
-
-/** A database row as both drivers return it: column names to values. */
-export type Row = Record<string, unknown>;
+export type { Message, NewMessage, NewUpload, Upload } from "./store_ops.ts";
 
 /**
- * A `messages` row as a {@link Message}: the one mapping for both databases (SQLite rows come back from the
- * Worker as they are, PostgreSQL's from the driver; BIGINT columns may arrive as strings, hence `Number`).
- *
- * @param r The row.
- * @returns The message.
+ * The operations of the table (app/store_ops.ts) as a store answers them, each returning a promise; the
+ * session ones as `sessions`, the framework's `SessionStore`. Everything a store answers but `ready` and
+ * `close`, so an operation added to the table appears here by itself.
  *
  * @example
  * ```ts
- * import { messageFromRow } from "./store.ts";
- * const m = messageFromRow({ id: 1, created_at: 0, name: "Ada", email: "a@b.c", message: "Hi", client_addr: "::1", session_id: null });
- * console.log(m.clientAddr); // "::1"
+ * import type { StoreCalls } from "./store.ts";
+ * const count = (store: StoreCalls) => store.visitCount("4f1c"); // Promise<number>
+ * console.log(typeof count);
  * ```
  */
-export function messageFromRow(r: Row): Message {
-  return {
-    id: Number(r.id),
-    createdAt: Number(r.created_at),
-    name: String(r.name),
-    email: String(r.email),
-    message: String(r.message),
-    clientAddr: String(r.client_addr),
-    sessionId: r.session_id === null ? null : String(r.session_id),
-  };
-}
-
-/**
- * An `uploads` row as an {@link Upload}, for both databases.
- *
- * @param r The row.
- * @returns The upload record.
- *
- * @example
- * ```ts
- * import { uploadFromRow } from "./store.ts";
- * const u = uploadFromRow({ id: 1, created_at: 0, stored_name: "x", original_name: "a.txt", size: 3, content_type: "text/plain", sha256: "", description: "", client_addr: "::1", session_id: null });
- * console.log(u.size); // 3
- * ```
- */
-export function uploadFromRow(r: Row): Upload {
-  return {
-    id: Number(r.id),
-    createdAt: Number(r.created_at),
-    storedName: String(r.stored_name),
-    originalName: String(r.original_name),
-    size: Number(r.size),
-    contentType: String(r.content_type),
-    sha256: String(r.sha256),
-    description: String(r.description),
-    clientAddr: String(r.client_addr),
-    sessionId: r.session_id === null ? null : String(r.session_id),
-  };
-}
-
-/**
- * A `sessions` row as the {@link StoredSession} the framework's session middleware reads, for both databases.
- *
- * @param r The row (created_at, last_seen_at, expires_at, data as JSON text).
- * @returns The stored session.
- *
- * @example
- * ```ts
- * import { sessionFromRow } from "./store.ts";
- * const s = sessionFromRow({ created_at: 1, last_seen_at: 2, expires_at: 3, data: "{}" });
- * console.log(s.expiresAt); // 3
- * ```
- */
-export function sessionFromRow(r: Row): StoredSession {
-  return {
-    data: {
-      values: JSON.parse(String(r.data)),
-      createdAt: Number(r.created_at),
-      lastSeenAt: Number(r.last_seen_at),
-    },
-    expiresAt: Number(r.expires_at),
-  };
-}
+export type StoreCalls = Omit<Remote<StoreOps>, SessionOpName> & {
+  /** Sessions, for the framework's `sessions()` middleware. Saving one never changes its visit count. */
+  readonly sessions: SessionStore;
+};
 
 /** Options for {@link Store}. */
 export interface StoreOptions {
@@ -229,29 +130,9 @@ interface Pending {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export interface StoreBackend {
-  /** Sessions, for the framework's `sessions()` middleware. Saving one never changes its visit count. */
-  readonly sessions: SessionStore;
+export interface StoreBackend extends StoreCalls {
   /** Open and migrate now, to report a problem at startup (it would happen on first use anyway). */
   ready(): Promise<void>;
-  /** The schema version after migrations (the number of app/migrations.ts entries applied). */
-  schemaVersion(): Promise<number>;
-  /** Store a contact message; resolves with its id once committed. */
-  addMessage(message: NewMessage): Promise<number>;
-  /** Contact messages, newest first, at most `limit`. */
-  listMessages(limit?: number): Promise<Message[]>;
-  /** Record an upload; resolves with its id once committed. */
-  addUpload(upload: NewUpload): Promise<number>;
-  /** Uploads, newest first, at most `limit`. */
-  listUploads(limit?: number): Promise<Upload[]>;
-  /**
-   * Count one visit of session `sessionId` in the database itself (an upsert that increments), so visits
-   * to several instances at once are never lost: the row is created at 1 with `createdAt` and `expiresAt`
-   * when missing (the session save that follows fills in the rest).
-   */
-  countVisit(sessionId: string, createdAt: number, expiresAt: number): Promise<number>;
-  /** The visits counted for `sessionId` so far (0 for none), without counting one. */
-  visitCount(sessionId: string): Promise<number>;
   /** Finish with the database. Calls after this fail with `CLOSED`. */
   close(): Promise<void>;
 }

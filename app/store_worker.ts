@@ -7,7 +7,7 @@
 // `storeWorkerSource()` turns `storeWorkerMain` into text, and store.ts starts the Worker from a Blob URL.
 // The function therefore must not use anything from its module scope: only its parameter and globals.
 import type { DatabaseSync } from "node:sqlite";
-import type { NewMessage, NewUpload } from "./store.ts"; // types only: erased, so the Worker source stays self-contained
+import type { NewMessage, NewUpload } from "./store_ops.ts"; // types only: erased, so the Worker source stays self-contained
 
 /** A request from store.ts to the Worker. `op` names a method of the protocol below. */
 export interface StoreRequest {
