@@ -67,6 +67,8 @@ export interface StartOptions {
   signal?: Deno.Signal;
   /** Pin to CPU 0. Default true. */
   pin?: boolean;
+  /** The whole environment of the process, instead of the bench's (to leave a variable out). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -85,8 +87,14 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<ServerProc> {
   const [c, a] = options.pin === false ? [cmd, args] : pinned(0, cmd, args);
-  const child = new Deno.Command(c, { args: a, stdout: "piped", stderr: "inherit", cwd: options.cwd })
-    .spawn();
+  const child = new Deno.Command(c, {
+    args: a,
+    stdout: "piped",
+    stderr: "inherit",
+    cwd: options.cwd,
+    env: options.env,
+    clearEnv: options.env !== undefined,
+  }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const stop = async () => {
     try {
@@ -172,7 +180,12 @@ export interface WrkResult {
    * when the server closes after every answer, a handful when it keeps them alive.
    */
   accepted: number;
+  /** Non-2xx/3xx answers plus socket errors. */
   errors: number;
+  /** Answers wrk counted as errors by their status (4xx and 5xx; wrk's "Non-2xx or 3xx responses"). */
+  badStatus: number;
+  /** Socket errors: connect, read, write and timeout together. */
+  socketErrors: number;
   /** wrk's own words for the errors ("Non-2xx or 3xx responses: 3; Socket errors: ..."), or "". */
   errorText: string;
 }
@@ -220,14 +233,17 @@ export async function wrk(server: ServerProc, path: string, opts: WrkOptions): P
   const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN);
   const errs = /Non-2xx or 3xx responses: (\d+)/.exec(text);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  const errors = (errs ? Number(errs[1]) : 0) + (sock ? sock.slice(1).reduce((s, n) => s + Number(n), 0) : 0);
+  const badStatus = errs ? Number(errs[1]) : 0;
+  const socketErrors = sock ? sock.slice(1).reduce((s, n) => s + Number(n), 0) : 0;
   const errorText = [errs?.[0], sock?.[0]].filter(Boolean).join("; ");
   return {
     rps,
     requests,
     cpuUsPerReq: requests > 0 ? (after - before) * 1000 / requests : NaN,
     accepted: opensAfter - opensBefore,
-    errors,
+    errors: badStatus + socketErrors,
+    badStatus,
+    socketErrors,
     errorText,
   };
 }
