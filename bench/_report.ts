@@ -1,6 +1,7 @@
 // Writes `deno task bench --write docs/benchmarks.md`: the table as printed, the machine it ran on, and an
-// SVG bar chart (benchmarks.svg beside the markdown) of each server's requests/s relative to Pier's. Every
-// figure comes from the run; nothing here computes or rounds differently from the printed table.
+// SVG bar chart (benchmarks.svg beside the markdown) of each server's requests/s relative to Pier's; and the
+// marked sections (site, cluster) that their own runs write and the others keep. Every figure comes from the
+// run; nothing here computes or rounds differently from the printed table.
 import type { Machine } from "./_machine.ts";
 
 /** One server's medians in one scenario. */
@@ -218,6 +219,12 @@ ${report.memory.lines.join("\n")}
   }`;
 }
 
+/** The two markers around a section of the page that one run writes and the others keep. */
+export interface Markers {
+  begin: string;
+  end: string;
+}
+
 /**
  * The cluster section's markers: `--only cluster` writes between them, and a run of the other scenarios
  * rewrites the rest of the page but carries the section over, so neither run erases the other's figures.
@@ -225,25 +232,72 @@ ${report.memory.lines.join("\n")}
 export const CLUSTER_BEGIN =
   "<!-- cluster section: written by bench/run.ts --only cluster, kept by other runs -->";
 export const CLUSTER_END = "<!-- end of cluster section -->";
+/** The site section's markers (bench/site.ts), kept the same way. */
+export const SITE_BEGIN = "<!-- site section: written by bench/run.ts --only site, kept by other runs -->";
+export const SITE_END = "<!-- end of site section -->";
+const CLUSTER: Markers = { begin: CLUSTER_BEGIN, end: CLUSTER_END };
+const SITE: Markers = { begin: SITE_BEGIN, end: SITE_END };
+/** Every kept section: a rewrite of the main page carries each one over. */
+const KEPT: readonly Markers[] = [SITE, CLUSTER];
 
-/** The cluster section of a page (markers included), or "" when it has none. */
-export function clusterSection(text: string): string {
-  const begin = text.indexOf(CLUSTER_BEGIN);
-  const end = text.indexOf(CLUSTER_END);
-  return begin >= 0 && end > begin ? text.slice(begin, end + CLUSTER_END.length) + "\n" : "";
+/** A marked section of a page (markers included, with a newline), or "" when it has none. */
+export function markedSection(text: string, markers: Markers): string {
+  const begin = text.indexOf(markers.begin);
+  const end = begin >= 0 ? text.indexOf(markers.end, begin) : -1;
+  return end > begin ? text.slice(begin, end + markers.end.length) + "\n" : "";
 }
 
 /**
- * The page with its cluster section replaced by `section` (markers included), or `section` appended.
+ * The page with one marked section replaced by `section` (markers included), or `section` appended.
  *
  * @param text The page.
+ * @param markers The section's markers.
  * @param section The new section.
  * @returns The page.
  */
-export function withClusterSection(text: string, section: string): string {
-  const old = clusterSection(text);
-  if (old) return text.replace(old, section);
+export function withMarkedSection(text: string, markers: Markers, section: string): string {
+  const old = markedSection(text, markers);
+  // Sliced, not String.replace: a `$` in the figures must not be read as a replacement pattern.
+  if (old) {
+    const at = text.indexOf(old);
+    return text.slice(0, at) + section + text.slice(at + old.length);
+  }
   return `${text.trimEnd()}\n\n${section}`;
+}
+
+/** The cluster section of a page (markers included), or "" when it has none. */
+export function clusterSection(text: string): string {
+  return markedSection(text, CLUSTER);
+}
+
+/** The page with its cluster section replaced by `section` (markers included), or `section` appended. */
+export function withClusterSection(text: string, section: string): string {
+  return withMarkedSection(text, CLUSTER, section);
+}
+
+/** The site section of a page (markers included), or "" when it has none. */
+export function siteSection(text: string): string {
+  return markedSection(text, SITE);
+}
+
+/** The page with its site section replaced by `section` (markers included), or `section` appended. */
+export function withSiteSection(text: string, section: string): string {
+  return withMarkedSection(text, SITE, section);
+}
+
+/**
+ * A freshly generated main page with the kept sections of the old page carried over, at its end, in the
+ * order the old page had them (so rewriting the main table moves nothing else).
+ *
+ * @param old The page as it was ("" when there was none).
+ * @param page The new main page, without kept sections.
+ * @returns The page to write.
+ */
+export function keepSections(old: string, page: string): string {
+  const kept = KEPT.map((markers) => ({ markers, text: markedSection(old, markers) }))
+    .filter((k) => k.text !== "")
+    .sort((a, b) => old.indexOf(a.text) - old.indexOf(b.text));
+  return kept.reduce((p, k) => withMarkedSection(p, k.markers, k.text), page);
 }
 
 async function readIfExists(path: string): Promise<string> {
@@ -261,18 +315,17 @@ async function format(path: string): Promise<void> {
 }
 
 /**
- * Write the markdown to `path` and the chart beside it as benchmarks.svg. A cluster section already in the
- * page is kept, at the end.
+ * Write the markdown to `path` and the chart beside it as benchmarks.svg. The site and cluster sections
+ * already in the page are kept, at the end.
  *
  * @returns The SVG's path.
  */
 export async function writeReport(path: string, report: Report): Promise<string> {
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
   const svgPath = `${dir}/benchmarks.svg`;
-  const kept = clusterSection(await readIfExists(path));
+  const old = await readIfExists(path);
   await Deno.writeTextFile(svgPath, chartSvg(report));
-  const page = markdown(report, "benchmarks.svg");
-  await Deno.writeTextFile(path, kept ? withClusterSection(page, kept) : page);
+  await Deno.writeTextFile(path, keepSections(old, markdown(report, "benchmarks.svg")));
   await format(path);
   await format(svgPath); // deno fmt formats SVG too, and `deno task check` checks it
   return svgPath;
@@ -286,5 +339,16 @@ export async function writeReport(path: string, report: Report): Promise<string>
  */
 export async function writeClusterSection(path: string, section: string): Promise<void> {
   await Deno.writeTextFile(path, withClusterSection(await readIfExists(path), section));
+  await format(path);
+}
+
+/**
+ * Write the site section into the page at `path`, leaving the rest of it as it was.
+ *
+ * @param path The page (created if missing).
+ * @param section The section, markers included.
+ */
+export async function writeSiteSection(path: string, section: string): Promise<void> {
+  await Deno.writeTextFile(path, withSiteSection(await readIfExists(path), section));
   await format(path);
 }

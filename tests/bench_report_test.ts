@@ -1,6 +1,6 @@
-// The benchmark page's two writers must not erase each other: `--only cluster` replaces only the cluster
-// section, and a run of the other scenarios rewrites the page but carries that section over. The page
-// names the machine's CPU model.
+// The benchmark page's writers must not erase each other: `--only cluster` and `--only site` replace only
+// their own section, and a run of the other scenarios rewrites the page but carries both sections over. The
+// page names the machine's CPU model.
 import assert from "node:assert/strict";
 import { cpuModel } from "../bench/_machine.ts";
 import {
@@ -8,13 +8,19 @@ import {
   CLUSTER_BEGIN,
   CLUSTER_END,
   clusterSection,
+  keepSections,
   markdown,
   type Report,
+  SITE_BEGIN,
+  SITE_END,
+  siteSection,
   withClusterSection,
+  withSiteSection,
 } from "../bench/_report.ts";
 
 const section = (figure: string) =>
   `${CLUSTER_BEGIN}\n\n## Several instances\n\n${figure}\n\n${CLUSTER_END}\n`;
+const site = (figure: string) => `${SITE_BEGIN}\n\n## The site's home page\n\n${figure}\n\n${SITE_END}\n`;
 
 Deno.test("withClusterSection() appends the cluster section to a page that has none", () => {
   const page = withClusterSection("# Benchmarks\n\nmain table\n", section("3 : 1 = 0.9x"));
@@ -35,6 +41,40 @@ Deno.test("a rewritten main page keeps the old cluster section (what writeReport
   assert.doesNotMatch(rewritten, /old table/);
   assert.equal(clusterSection(rewritten), section("kept"));
   assert.equal(clusterSection("# no section\n"), "");
+});
+
+Deno.test("withSiteSection() appends the site section to a page that has none", () => {
+  const page = withSiteSection("# Benchmarks\n\nmain table\n", site("1012 req/s"));
+  assert.equal(page, `# Benchmarks\n\nmain table\n\n${site("1012 req/s")}`);
+  assert.equal(siteSection(page), site("1012 req/s"));
+});
+
+Deno.test("withSiteSection() replaces the site section only, leaving the cluster section as it was", () => {
+  const before = `# Benchmarks\n\nmain table\n\n${site("old")}\n${section("kept")}`;
+  const after = withSiteSection(before, site("new"));
+  assert.equal(after, `# Benchmarks\n\nmain table\n\n${site("new")}\n${section("kept")}`);
+  // And the other way round: the cluster run leaves the site section alone.
+  assert.equal(siteSection(withClusterSection(after, section("newer"))), site("new"));
+});
+
+Deno.test("a section's figures are written as they are, even with $ in them", () => {
+  const before = `# Benchmarks\n\n${site("old")}`;
+  assert.equal(siteSection(withSiteSection(before, site("$& $1 $$"))), site("$& $1 $$"));
+});
+
+Deno.test("a rewritten main page keeps both sections in their order (what writeReport does)", () => {
+  const old = `# Benchmarks\n\nold table\n\n${section("cluster kept")}\n${site("site kept")}`;
+  const rewritten = keepSections(old, "# Benchmarks\n\nnew table\n");
+  assert.match(rewritten, /new table/);
+  assert.doesNotMatch(rewritten, /old table/);
+  assert.equal(siteSection(rewritten), site("site kept"));
+  assert.equal(clusterSection(rewritten), section("cluster kept"));
+  assert.ok(rewritten.indexOf(CLUSTER_BEGIN) < rewritten.indexOf(SITE_BEGIN));
+  // A page with only one section keeps that one; a page with none is left as generated.
+  assert.equal(siteSection(keepSections(`x\n\n${site("only")}`, "new\n")), site("only"));
+  assert.equal(clusterSection(keepSections(`x\n\n${site("only")}`, "new\n")), "");
+  assert.equal(keepSections("", "new\n"), "new\n");
+  assert.equal(siteSection("# no section\n"), "");
 });
 
 // The machine line names the CPU model even where /proc/cpuinfo's name is vague (a VM's "AMD EPYC").
