@@ -4,12 +4,14 @@
 // alike; then the memory of 10,000 held keep-alive connections. Prints one table of requests/s and server CPU
 // time per request, with ratios to Pier. Needs wrk; nginx for its static rows, Node.js for its plaintext
 // rows, openssl for the TLS row's throwaway certificate (each skipped with a note if missing).
-// Then the `cluster` scenarios (bench/cluster.ts): the site through nginx in front of 1 and 3 instances
-// sharing PostgreSQL, when PIER_BENCH_POSTGRES_URL or PIER_TEST_POSTGRES_URL names a server.
+// Then the `site` scenarios (bench/site.ts): the real site's home page for new and returning visitors, with
+// its memory and database size. Then the `cluster` scenarios (bench/cluster.ts): the site through nginx in
+// front of 1 and 3 instances sharing PostgreSQL, when PIER_BENCH_POSTGRES_URL or PIER_TEST_POSTGRES_URL
+// names a server.
 // Flags: --rounds N (3), --seconds S (5), --skip-memory, --only a,b (scenario ids: plaintext, pipelined,
-// close, tls, routed, static-4k, static-1m; or "memory", "cluster"),
-// --write docs/benchmarks.md (also writes benchmarks.svg beside it; `--only cluster` writes only the
-// page's cluster section, and the other scenarios rewrite the page but keep that section).
+// close, tls, routed, static-4k, static-1m; or "memory", "site", "cluster"),
+// --write docs/benchmarks.md (also writes benchmarks.svg beside it; `--only site` and `--only cluster` write
+// only the page's site or cluster section, and the other scenarios rewrite the page but keep those sections).
 import {
   closesAfterAnswer,
   hasNginx,
@@ -27,7 +29,7 @@ import {
 import { machineInfo, machineLine } from "./_machine.ts";
 import { measureConnectionMemory } from "./conn_memory.ts";
 import { ROUTED_PATH } from "./servers/routed.ts";
-import { type Report, type Row, writeClusterSection, writeReport } from "./_report.ts";
+import { type Report, type Row, writeClusterSection, writeReport, writeSiteSection } from "./_report.ts";
 import {
   CLUSTER_DB_VARS,
   clusterDatabaseUrl,
@@ -36,6 +38,7 @@ import {
   clusterTable,
   runCluster,
 } from "./cluster.ts";
+import { runSite, SITE_CONNECTIONS, siteMarkdown, type SiteReport, siteTable } from "./site.ts";
 
 const args = Deno.args;
 const option = (name: string) => {
@@ -81,7 +84,7 @@ const SCENARIOS: Scenario[] = [
   { id: "static-4k", label: "static file, 4 KiB", app: "static", path: "/4k.bin" },
   { id: "static-1m", label: "static file, 1 MiB", app: "static", path: "/1m.bin" },
 ];
-const known = [...SCENARIOS.map((s) => s.id), "memory", "cluster"];
+const known = [...SCENARIOS.map((s) => s.id), "memory", "site", "cluster"];
 for (const id of ONLY ?? []) {
   if (!known.includes(id)) {
     console.error(`--only ${id}: unknown; one or more of ${known.join(", ")}, comma-separated`);
@@ -94,6 +97,7 @@ const selected = asked.filter((s) => !s.tls || HAS_OPENSSL);
 const runMemory = !args.includes("--skip-memory") && (!ONLY || ONLY.includes("memory"));
 /** The single-server scenarios or the memory figure: the page's main table (writeReport). */
 const runMain = selected.length > 0 || runMemory;
+const runSiteScenarios = !ONLY || ONLY.includes("site");
 const CLUSTER_DB = clusterDatabaseUrl();
 const runClusterScenarios = (!ONLY || ONLY.includes("cluster")) && CLUSTER_DB !== null;
 if (ONLY?.includes("cluster") && CLUSTER_DB === null) {
@@ -365,6 +369,20 @@ if (runMemory) {
   memory = { lines: memLines, perConnKiB: mem.map((m) => ({ name: m.name, kib: m.perConnKiB })) };
 }
 
+let site: SiteReport | null = null;
+if (runSiteScenarios) {
+  console.log(
+    `\nThe site's home page (GET /), new and returning visitors: wrk -t1 -c${SITE_CONNECTIONS} ` +
+      `-d${SECONDS}s, ${ROUNDS} interleaved rounds, ${pinningNote()}`,
+  );
+  site = await runSite({
+    rounds: ROUNDS,
+    seconds: SECONDS,
+    command: `bench/run.ts ${args.join(" ")}`.trim(),
+  });
+  console.log("\n" + siteTable(site).join("\n"));
+}
+
 let cluster: ClusterReport | null = null;
 if (runClusterScenarios) {
   console.log(
@@ -382,6 +400,10 @@ if (runClusterScenarios) {
 const after = await machineInfo();
 console.log(`\nload average ${after.load} at the end`);
 
+if (WRITE && site) {
+  await writeSiteSection(WRITE, siteMarkdown(site));
+  console.log(`wrote the site section of ${WRITE}`);
+}
 if (WRITE && cluster) {
   await writeClusterSection(WRITE, clusterMarkdown(cluster));
   console.log(`wrote the cluster section of ${WRITE}`);

@@ -1,6 +1,6 @@
 // The benchmark page's writers must not erase each other: `--only cluster` and `--only site` replace only
 // their own section, and a run of the other scenarios rewrites the page but carries both sections over. The
-// page names the machine's CPU model.
+// page names the machine's CPU model. The site bench finds a returning visitor's cookie however it is made.
 import assert from "node:assert/strict";
 import { cpuModel } from "../bench/_machine.ts";
 import {
@@ -17,6 +17,7 @@ import {
   withClusterSection,
   withSiteSection,
 } from "../bench/_report.ts";
+import { returningCookie } from "../bench/site.ts";
 
 const section = (figure: string) =>
   `${CLUSTER_BEGIN}\n\n## Several instances\n\n${figure}\n\n${CLUSTER_END}\n`;
@@ -130,4 +131,49 @@ Deno.test("the page and the chart name the CPU model", () => {
     /CPU: AMD EPYC \(family 25, model 1, stepping 1\), 2 cores/,
   );
   assert.match(chartSvg(report), /AMD EPYC \(family 25, model 1, stepping 1\), 2 cores/);
+});
+
+/** A stand-in site on a free port whose cookies `answer` decides from the request's Cookie header. */
+async function withCookieSite(answer: (cookie: string) => string[], test: (port: number) => Promise<void>) {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    const headers = new Headers();
+    for (const line of answer(request.headers.get("cookie") ?? "")) headers.append("set-cookie", line);
+    return new Response("home", { headers });
+  });
+  try {
+    await test(server.addr.port);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+Deno.test("returningCookie() takes a session cookie set on the first visit", async () => {
+  await withCookieSite(
+    (cookie) => cookie ? [] : ["sid=abc; Path=/; HttpOnly"],
+    async (port) => assert.deepEqual(await returningCookie(port), { header: "sid=abc", names: ["sid"] }),
+  );
+});
+
+Deno.test("returningCookie() follows a first visit's cookie that becomes a session later", async () => {
+  // The first visit gets a signed marker; sending it back makes the session and removes the marker.
+  await withCookieSite((cookie) => {
+    if (cookie === "") return ["first=signed; Path=/"];
+    if (cookie === "first=signed") return ["sid=xyz; Path=/", "first=; Path=/; Max-Age=0"];
+    return cookie === "sid=xyz" ? [] : ["unexpected=1"];
+  }, async (port) => assert.deepEqual(await returningCookie(port), { header: "sid=xyz", names: ["sid"] }));
+  // A site that sets the same cookie again on every visit (a refreshed expiry) is settled too.
+  await withCookieSite(
+    () => ["sid=same; Max-Age=3600"],
+    async (port) => assert.deepEqual(await returningCookie(port), { header: "sid=same", names: ["sid"] }),
+  );
+});
+
+Deno.test("returningCookie() fails when there is no returning visitor to make", async () => {
+  await withCookieSite(() => [], async (port) => {
+    await assert.rejects(() => returningCookie(port), /sets no cookie/);
+  });
+  let visit = 0;
+  await withCookieSite(() => [`sid=${++visit}`], async (port) => {
+    await assert.rejects(() => returningCookie(port), /still sets new cookies/);
+  });
 });
