@@ -1,34 +1,27 @@
 // The store across threads, for `--workers`: the main thread owns the one store (SQLite's database Worker, or
-// the PostgreSQL pool); each server Worker gets a MessagePort and a StoreRelay that forwards the site's calls.
-// It owns only the message protocol; it must never run SQL or decide anything about the data.
-import type { SessionData } from "../mod.ts";
-import type { SiteStore } from "./site.ts";
-import { type NewMessage, type NewUpload, sessionStoreOver, type StoreBackend, StoreError } from "./store.ts";
-
-/** The Store calls a server Worker may make. */
-type RelayOp =
-  | "sessionGet"
-  | "sessionSet"
-  | "sessionDestroy"
-  | "sessionPrune"
-  | "addMessage"
-  | "addUpload"
-  | "countVisit"
-  | "visitCount"
-  | "schemaVersion";
-
-interface RelayRequest {
-  id: number;
-  op: RelayOp;
-  args: unknown[];
-}
-
-type RelayReply =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; message: string; code: string };
+// the PostgreSQL pool); each server Worker gets a MessagePort and a StoreRelay that forwards the site's calls
+// over app/_rpc.ts. It owns only which calls cross and how long one may wait; it must never run SQL or decide
+// anything about the data.
+import { answerCalls, Caller, type Remote } from "./_rpc.ts";
+import {
+  callsThrough,
+  DEFAULT_CALL_TIMEOUT_MS,
+  type StoreBackend,
+  type StoreCalls,
+  StoreError,
+} from "./store.ts";
+import { type SessionOpName, STORE_OP_NAMES, type StoreOps } from "./store_ops.ts";
 
 /**
- * Answer a server Worker's store calls on `port` with the real `store` (main thread side).
+ * A relayed call with no answer in this long fails with `TIMEOUT`: later than the main thread's store gives
+ * up by itself (at worst an open, then the call, each within {@link DEFAULT_CALL_TIMEOUT_MS}), so a relayed
+ * call fails with the store's own reason, and this only ends the wait on a main thread that never answers.
+ */
+export const RELAY_TIMEOUT_MS: number = 2 * DEFAULT_CALL_TIMEOUT_MS + 1_000;
+
+/**
+ * Answer a server Worker's store calls on `port` with the real `store` (main thread side): every operation of
+ * the table, and nothing else (`ready` and `close` belong to the main thread).
  *
  * @param store The one store of the process.
  * @param port This side of the Worker's channel.
@@ -41,92 +34,50 @@ type RelayReply =
  * ```
  */
 export function serveStoreRelay(store: StoreBackend, port: MessagePort): void {
-  const ops: Record<RelayOp, (...args: never[]) => Promise<unknown>> = {
-    sessionGet: (id: string) => store.sessions.get(id),
-    sessionSet: (id: string, data: SessionData, expiresAt: number) => store.sessions.set(id, data, expiresAt),
-    sessionDestroy: (id: string) => store.sessions.destroy(id),
-    sessionPrune: (now: number) => store.sessions.prune!(now),
-    addMessage: (m: NewMessage) => store.addMessage(m),
-    addUpload: (u: NewUpload) => store.addUpload(u),
-    countVisit: (id: string, createdAt: number, expiresAt: number) =>
-      store.countVisit(id, createdAt, expiresAt),
-    visitCount: (id: string) => store.visitCount(id),
-    schemaVersion: () => store.schemaVersion(),
+  const { sessions } = store;
+  const sessionOps: Pick<Remote<StoreOps>, SessionOpName> = {
+    sessionGet: (id) => sessions.get(id),
+    sessionSet: (id, data, expiresAt) => sessions.set(id, data, expiresAt),
+    sessionDestroy: (id) => sessions.destroy(id),
+    sessionPrune: async (now) => await sessions.prune?.(now) ?? 0,
   };
-  port.onmessage = async (event: MessageEvent<RelayRequest>) => {
-    const { id, op, args } = event.data;
-    let reply: RelayReply;
-    try {
-      const fn = ops[op] as (...args: unknown[]) => Promise<unknown>;
-      if (!fn) throw new StoreError(`Unknown store call ${JSON.stringify(op)}`, "BAD_CALL");
-      reply = { id, ok: true, value: await fn(...args) };
-    } catch (err) {
-      const e = err as Partial<StoreError>;
-      reply = { id, ok: false, message: String(e.message ?? err), code: e.code ?? "RELAY" };
-    }
-    port.postMessage(reply);
-  };
+  const handlers: Record<string, (...args: never[]) => unknown> = { ...sessionOps };
+  // Every other name is the store's method of that name (StoreBackend derives them from the table).
+  for (const op of STORE_OP_NAMES) {
+    handlers[op] ??= (...args) => Reflect.apply(Reflect.get(store, op), store, args);
+  }
+  answerCalls(port, handlers);
 }
 
-/**
- * The site's store in a server Worker: every call goes to the main thread over `port` (Worker side).
- * A failure comes back as a {@link StoreError} with the same message and code, so the site's 503 paths work.
- */
-export class StoreRelay implements SiteStore {
-  /** Sessions, relayed. */
-  readonly sessions: SiteStore["sessions"];
-  #port: MessagePort;
-  #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  #nextId = 1;
+/** The table's operations, relayed (see the class). */
+export interface StoreRelay extends StoreCalls {}
 
+/**
+ * The site's store in a server Worker: every operation of the table goes to the main thread over `port`
+ * (Worker side). A failure comes back as a {@link StoreError} with the same message and code, so the site's
+ * 503 paths work; a call with no answer in {@link RELAY_TIMEOUT_MS} fails with `TIMEOUT`.
+ *
+ * @example
+ * ```ts ignore
+ * self.onmessage = (event) => {
+ *   const store = new StoreRelay(event.data.storePort);
+ *   store.visitCount("4f1c").then(console.log);
+ * };
+ * ```
+ */
+export class StoreRelay {
   /**
    * Relay over `port`.
    *
    * @param port The Worker's side of the channel.
+   * @param options How long a call may wait (default {@link RELAY_TIMEOUT_MS}).
    */
-  constructor(port: MessagePort) {
-    this.#port = port;
-    port.onmessage = (event: MessageEvent<RelayReply>) => {
-      const reply = event.data;
-      const pending = this.#pending.get(reply.id);
-      if (!pending) return;
-      this.#pending.delete(reply.id);
-      if (reply.ok) pending.resolve(reply.value);
-      else pending.reject(new StoreError(reply.message, reply.code));
-    };
-    this.sessions = sessionStoreOver((op, args) => this.#call(op, args));
-  }
-
-  /** @inheritdoc */
-  addMessage(message: NewMessage): Promise<number> {
-    return this.#call("addMessage", [message]) as Promise<number>;
-  }
-
-  /** @inheritdoc */
-  addUpload(upload: NewUpload): Promise<number> {
-    return this.#call("addUpload", [upload]) as Promise<number>;
-  }
-
-  /** @inheritdoc */
-  countVisit(sessionId: string, createdAt: number, expiresAt: number): Promise<number> {
-    return this.#call("countVisit", [sessionId, createdAt, expiresAt]) as Promise<number>;
-  }
-
-  /** @inheritdoc */
-  visitCount(sessionId: string): Promise<number> {
-    return this.#call("visitCount", [sessionId]) as Promise<number>;
-  }
-
-  /** @inheritdoc */
-  schemaVersion(): Promise<number> {
-    return this.#call("schemaVersion", []) as Promise<number>;
-  }
-
-  #call(op: RelayOp, args: unknown[]): Promise<unknown> {
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#port.postMessage({ id, op, args } satisfies RelayRequest);
+  constructor(port: MessagePort, options: { timeoutMs?: number } = {}) {
+    const caller = new Caller<StoreOps>(port, {
+      peer: "the main thread's store",
+      timeoutMs: options.timeoutMs ?? RELAY_TIMEOUT_MS,
+      error: (message, code) => new StoreError(message, code),
     });
+    Object.assign(this, callsThrough((op, args) => caller.call(op, args)));
   }
 }

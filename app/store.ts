@@ -3,7 +3,7 @@
 // restart after a crash, stop); it must never run SQL on the event loop, and never report a write as done
 // before the Worker answered that it committed. The PostgreSQL store is app/postgres_store.ts.
 import type { SessionData, SessionStore, StoredSession } from "../mod.ts";
-import type { Remote } from "./_rpc.ts";
+import { type Remote, remote } from "./_rpc.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import {
   type Message,
@@ -13,6 +13,7 @@ import {
   type Row,
   sessionFromRow,
   type SessionOpName,
+  STORE_OP_NAMES,
   type StoreOps,
   type Upload,
   uploadFromRow,
@@ -98,6 +99,32 @@ export type StoreCalls = Omit<Remote<StoreOps>, SessionOpName> & {
   /** Sessions, for the framework's `sessions()` middleware. Saving one never changes its visit count. */
   readonly sessions: SessionStore;
 };
+
+/**
+ * Every operation of the table as a call through `send`, in a store's shape: the session operations as
+ * `sessions`, the others as methods. The SQLite Store (calls to its Worker) and a server Worker's relay (calls
+ * to the main thread) are both this, so an operation added to the table needs nothing here.
+ *
+ * @param send Makes one call: the operation's name and its arguments.
+ * @returns The calls.
+ *
+ * @example
+ * ```ts
+ * import { callsThrough } from "./store.ts";
+ * const calls = callsThrough((op) => Promise.resolve(op === "visitCount" ? 3 : undefined));
+ * console.log(await calls.visitCount("4f1c")); // 3
+ * ```
+ */
+export function callsThrough(send: (op: keyof StoreOps, args: unknown[]) => Promise<unknown>): StoreCalls {
+  const { sessionGet, sessionSet, sessionDestroy, sessionPrune, ...methods } = remote<StoreOps>(
+    STORE_OP_NAMES,
+    send,
+  );
+  return {
+    ...methods,
+    sessions: { get: sessionGet, set: sessionSet, destroy: sessionDestroy, prune: sessionPrune },
+  };
+}
 
 /** Options for {@link Store}. */
 export interface StoreOptions {

@@ -1,8 +1,11 @@
 // app/_rpc.ts over a real MessageChannel: values and errors come back in the one reply shape, an unknown name
 // is BAD_OP, a call with no answer fails with TIMEOUT (and its late answer is ignored), failAll settles every
 // call in flight, what cannot be cloned fails the call rather than the thread, and calls are answered in order.
+// Then the `--workers` relay over it, in one thread: every operation of the table reaches the real store.
 import assert from "node:assert/strict";
 import { answerCalls, Caller, type CallerOptions, remote } from "../app/_rpc.ts";
+import { serveStoreRelay, StoreRelay } from "../app/relay.ts";
+import { Store, StoreError } from "../app/store.ts";
 
 class TestError extends Error {
   constructor(message: string, readonly code: string) {
@@ -124,4 +127,58 @@ Deno.test("remote() makes one method per name, each a call", async () => {
     assert.equal(await ops.later(1), "after 1");
     assert.deepEqual(Object.keys(ops), ["add", "later"]);
   });
+});
+
+Deno.test("StoreRelay reaches the real store for every operation; its failures arrive as StoreErrors", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pier-relay-" });
+  const store = new Store(`${dir}/site.db`);
+  const { port1, port2 } = new MessageChannel();
+  serveStoreRelay(store, port1);
+  const relay = new StoreRelay(port2);
+  try {
+    const id = crypto.randomUUID();
+    assert.equal(await relay.countVisit(id, 1000, 9000), 1);
+    assert.equal(await relay.visitCount(id), 1);
+    await relay.sessions.set(id, { values: { n: 1 }, createdAt: 1000, lastSeenAt: 2000 }, 9000);
+    assert.deepEqual(await relay.sessions.get(id), {
+      data: { values: { n: 1 }, createdAt: 1000, lastSeenAt: 2000 },
+      expiresAt: 9000,
+    });
+    await relay.sessions.destroy(id);
+    assert.equal(await relay.sessions.get(id), undefined);
+    await relay.sessions.set(id, { values: {}, createdAt: 1000, lastSeenAt: 1000 }, 9000);
+    assert.equal(await relay.sessions.prune!(10_000), 1);
+    const message = {
+      name: "Ada",
+      email: "ada@example.com",
+      message: "Hi",
+      clientAddr: "::1",
+      sessionId: null,
+    };
+    const messageId = await relay.addMessage(message);
+    assert.deepEqual((await relay.listMessages()).map((m) => [m.id, m.name]), [[messageId, "Ada"]]);
+    const upload = {
+      storedName: crypto.randomUUID(),
+      originalName: "a.txt",
+      size: 3,
+      contentType: "text/plain",
+      sha256: "",
+      description: "",
+      clientAddr: "::1",
+      sessionId: null,
+    };
+    const uploadId = await relay.addUpload(upload);
+    assert.deepEqual((await relay.listUploads(1)).map((u) => [u.id, u.originalName]), [[uploadId, "a.txt"]]);
+    assert.equal(await relay.schemaVersion(), await store.schemaVersion());
+    await store.close();
+    await assert.rejects(
+      relay.visitCount(id),
+      (err: unknown) => err instanceof StoreError && err.code === "CLOSED",
+    );
+  } finally {
+    port1.close();
+    port2.close();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
