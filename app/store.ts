@@ -1,24 +1,12 @@
-// The site's storage: the interface every store answers (sessions, contact messages, uploads, visit counts),
-// and its embedded default, one SQLite database behind an async API. It owns the database Worker (start,
-// restart after a crash, stop); it must never run SQL on the event loop, and never report a write as done
-// before the Worker answered that it committed. The PostgreSQL store is app/postgres_store.ts.
-import type { SessionData, SessionStore, StoredSession } from "../mod.ts";
-import { type Remote, remote } from "./_rpc.ts";
+// The site's storage: the interface every store answers (StoreBackend, from the operations table in
+// app/store_ops.ts), and its embedded default, one SQLite database behind an async API. It owns the database
+// Worker (start, restart after a crash or a timeout, stop); it must never run SQL on the event loop, and never
+// report a write as done before the Worker answered that it committed. PostgreSQL is app/postgres_store.ts.
+import type { SessionStore } from "../mod.ts";
+import { Caller, type Remote, remote } from "./_rpc.ts";
 import { MIGRATIONS } from "./migrations.ts";
-import {
-  type Message,
-  messageFromRow,
-  type NewMessage,
-  type NewUpload,
-  type Row,
-  sessionFromRow,
-  type SessionOpName,
-  STORE_OP_NAMES,
-  type StoreOps,
-  type Upload,
-  uploadFromRow,
-} from "./store_ops.ts";
-import { type StoreOp, type StoreReply, storeWorkerSource } from "./store_worker.ts";
+import { type SessionOpName, STORE_OP_NAMES, type StoreOps } from "./store_ops.ts";
+import { type SqliteWorkerOps, storeWorkerSource } from "./store_worker.ts";
 
 /**
  * How long SQLite waits for a lock held by another connection (`deno task messages`, a backup) before it
@@ -136,12 +124,6 @@ export interface StoreOptions {
   maxDatabaseBytes?: number;
 }
 
-interface Pending {
-  resolve(value: unknown): void;
-  reject(error: StoreError): void;
-  timer: ReturnType<typeof setTimeout>;
-}
-
 /**
  * What the site keeps, whichever database keeps it: {@link Store} (SQLite, the default) and `PostgresStore`
  * (app/postgres_store.ts) both answer it. Every method is async and settles only when the database answered:
@@ -164,25 +146,8 @@ export interface StoreBackend extends StoreCalls {
   close(): Promise<void>;
 }
 
-/** The session operations a store answers, by name. */
-export type SessionOp = "sessionGet" | "sessionSet" | "sessionDestroy" | "sessionPrune";
-
-/**
- * A {@link SessionStore} over any "call this operation" function: the Store (to its Worker) and a
- * server Worker's relay (to the main thread) speak the same operations.
- *
- * @param call Runs one operation with its arguments.
- * @returns The session store.
- */
-export function sessionStoreOver(call: (op: SessionOp, args: unknown[]) => Promise<unknown>): SessionStore {
-  return {
-    get: (id: string) => call("sessionGet", [id]) as Promise<StoredSession | undefined>,
-    set: (id: string, data: SessionData, expiresAt: number) =>
-      call("sessionSet", [id, data, expiresAt]) as Promise<void>,
-    destroy: (id: string) => call("sessionDestroy", [id]) as Promise<void>,
-    prune: (now: number) => call("sessionPrune", [now]) as Promise<number>,
-  };
-}
+/** The table's operations, answered by the database Worker (see the class). */
+export interface Store extends StoreCalls {}
 
 /**
  * The site's database, run in a Worker. Every method is async and settles only when the Worker answered:
@@ -204,16 +169,13 @@ export function sessionStoreOver(call: (op: SessionOp, args: unknown[]) => Promi
 export class Store implements StoreBackend {
   /** The database file. */
   readonly path: string;
-  /** Sessions in this database, for the framework's `sessions()` middleware. */
-  readonly sessions: SessionStore;
   #busyTimeoutMs: number;
   #callTimeoutMs: number;
   #maxDatabaseBytes: number;
   #worker: Worker | null = null;
+  #caller: Caller<SqliteWorkerOps> | null = null;
   #url: string | null = null;
-  #opened: Promise<void> | null = null;
-  #pending = new Map<number, Pending>();
-  #nextId = 1;
+  #opened: Promise<unknown> | null = null;
   #closed = false;
 
   /**
@@ -227,11 +189,8 @@ export class Store implements StoreBackend {
     this.#busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     this.#callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.#maxDatabaseBytes = options.maxDatabaseBytes ?? DEFAULT_MAX_DATABASE_BYTES;
-    this.sessions = sessionStoreOver((op, args) =>
-      op === "sessionGet"
-        ? (this.#call(op, args) as Promise<Row | undefined>).then((r) => r && sessionFromRow(r))
-        : this.#call(op, args)
-    );
+    // Every operation of the table, each a call to the Worker (its types come from the interface above).
+    Object.assign(this, callsThrough((op, args) => this.#call(op, args)));
   }
 
   /**
@@ -245,108 +204,33 @@ export class Store implements StoreBackend {
   }
 
   /**
-   * The schema version (`PRAGMA user_version`) after migrations.
-   *
-   * @returns The version number.
-   */
-  schemaVersion(): Promise<number> {
-    return this.#call("schemaVersion", []) as Promise<number>;
-  }
-
-  /**
-   * Store a contact message. Resolves once it is committed.
-   *
-   * @param message The message and where it came from.
-   * @returns The new message's id.
-   * @throws {StoreError} When the database fails.
-   */
-  addMessage(message: NewMessage): Promise<number> {
-    return this.#call("addMessage", [message]) as Promise<number>;
-  }
-
-  /**
-   * Contact messages, newest first.
-   *
-   * @param limit The most to return.
-   * @returns The messages.
-   */
-  listMessages(limit: number = DEFAULT_LIST_LIMIT): Promise<Message[]> {
-    return (this.#call("listMessages", [limit]) as Promise<Row[]>).then((rows) => rows.map(messageFromRow));
-  }
-
-  /**
-   * Record an upload. Resolves once it is committed.
-   *
-   * @param upload The file's metadata.
-   * @returns The new upload's id.
-   * @throws {StoreError} When the database fails.
-   */
-  addUpload(upload: NewUpload): Promise<number> {
-    return this.#call("addUpload", [upload]) as Promise<number>;
-  }
-
-  /**
-   * Uploads, newest first.
-   *
-   * @param limit The most to return.
-   * @returns The uploads.
-   */
-  listUploads(limit: number = DEFAULT_LIST_LIMIT): Promise<Upload[]> {
-    return (this.#call("listUploads", [limit]) as Promise<Row[]>).then((rows) => rows.map(uploadFromRow));
-  }
-
-  /**
-   * Count one visit of a session, in one upsert (see {@link StoreBackend.countVisit}).
-   *
-   * @param sessionId The session id.
-   * @param createdAt The session's start, for a row that does not exist yet (ms since the epoch).
-   * @param expiresAt Its expiry, for a row that does not exist yet.
-   * @returns The session's visit count, this visit included.
-   * @throws {StoreError} When the database fails.
-   */
-  countVisit(sessionId: string, createdAt: number, expiresAt: number): Promise<number> {
-    return this.#call("countVisit", [sessionId, createdAt, expiresAt]) as Promise<number>;
-  }
-
-  /**
-   * The visits counted for a session, without counting one (a HEAD of the home page).
-   *
-   * @param sessionId The session id.
-   * @returns The count, 0 for an unknown session.
-   */
-  visitCount(sessionId: string): Promise<number> {
-    return this.#call("visitCount", [sessionId]) as Promise<number>;
-  }
-
-  /**
    * Close the database (checkpointing the WAL) and stop the Worker. Calls after this fail with `CLOSED`.
    *
    * @returns When the Worker is gone.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
-    if (this.#worker) {
+    if (this.#caller) {
       try {
-        await this.#send("close", []);
+        await this.#caller.call("close", []);
       } catch (err) {
-        console.warn(`[store] closing ${this.path}: ${(err as Error).message}`);
+        console.warn(`[store] closing ${this.path}: ${err instanceof Error ? err.message : err}`);
       }
     }
     this.#closed = true;
     this.#stopWorker(new StoreError("The store is closed", "CLOSED"));
   }
 
-  async #call(op: StoreOp, args: unknown[]): Promise<unknown> {
+  async #call(op: keyof StoreOps, args: unknown[]): Promise<unknown> {
     if (this.#closed) throw new StoreError("The store is closed", "CLOSED");
     if (!this.#opened) {
-      const opening = this.#send("open", [
-        this.path,
-        this.#busyTimeoutMs,
-        this.#maxDatabaseBytes,
-        MIGRATIONS.map((m) => m.sqlite),
-      ]).then(
-        () => {},
-      );
+      const opening = this.#ensureCaller().call("open", [{
+        path: this.path,
+        busyTimeoutMs: this.#busyTimeoutMs,
+        maxDatabaseBytes: this.#maxDatabaseBytes,
+        migrations: MIGRATIONS.map((m) => m.sqlite),
+        listLimit: DEFAULT_LIST_LIMIT,
+      }]);
       this.#opened = opening;
       // A failed open is retried by the next call: the file may have been fixed, the lock released.
       opening.catch(() => {
@@ -354,54 +238,34 @@ export class Store implements StoreBackend {
       });
     }
     await this.#opened;
-    return await this.#send(op, args);
+    return await this.#ensureCaller().call(op, args);
   }
 
-  #send(op: StoreOp, args: unknown[]): Promise<unknown> {
-    const worker = this.#ensureWorker();
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        // No answer: the Worker is stuck. Replace it; every call in flight fails, none is left hanging.
-        this.#stopWorker(
-          new StoreError(`No answer from the database Worker in ${this.#callTimeoutMs} ms`, "TIMEOUT"),
-        );
-      }, this.#callTimeoutMs);
-      this.#pending.set(id, { resolve, reject, timer });
-      worker.postMessage({ id, op, args });
-    });
-  }
-
-  #ensureWorker(): Worker {
-    if (this.#worker) return this.#worker;
+  #ensureCaller(): Caller<SqliteWorkerOps> {
+    if (this.#caller) return this.#caller;
     this.#url ??= URL.createObjectURL(new Blob([storeWorkerSource()], { type: "text/javascript" }));
     const worker = new Worker(this.#url, { type: "module", name: "pier-store" });
-    worker.onmessage = (event: MessageEvent<StoreReply>) => {
-      const reply = event.data;
-      const pending = this.#pending.get(reply.id);
-      if (!pending) return;
-      this.#pending.delete(reply.id);
-      clearTimeout(pending.timer);
-      if (reply.ok) pending.resolve(reply.value);
-      else pending.reject(new StoreError(reply.error.message, reply.error.code));
-    };
     worker.onerror = (event: ErrorEvent) => {
       event.preventDefault(); // a Worker's uncaught error must not take the server down with it
       this.#stopWorker(new StoreError(`The database Worker failed: ${event.message}`, "WORKER_DIED"));
     };
     this.#worker = worker;
-    return worker;
+    this.#caller = new Caller(worker, {
+      peer: "the database Worker",
+      timeoutMs: this.#callTimeoutMs,
+      error: (message, code) => new StoreError(message, code),
+      // No answer: the Worker is stuck. Replace it; every call in flight fails, none is left hanging.
+      onTimeout: (error) => this.#stopWorker(error),
+    });
+    return this.#caller;
   }
 
-  #stopWorker(reason: StoreError): void {
+  #stopWorker(reason: Error): void {
     this.#worker?.terminate();
     this.#worker = null;
+    this.#caller?.failAll(reason);
+    this.#caller = null;
     this.#opened = null;
-    for (const [id, pending] of this.#pending) {
-      clearTimeout(pending.timer);
-      this.#pending.delete(id);
-      pending.reject(reason);
-    }
     if (this.#closed && this.#url) {
       URL.revokeObjectURL(this.#url);
       this.#url = null;

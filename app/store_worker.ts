@@ -1,54 +1,62 @@
 // The database side of the site's store: every SQL statement runs here, in a Worker, so no query ever blocks
-// the event loop that serves requests. It owns the schema and its migrations; it must never reach for
-// anything outside the one database file it was told to open.
+// the event loop that serves requests. It owns the schema's migrations and the SQLite side of the operations
+// table (app/store_ops.ts); it must never reach for anything outside the one database file it was told to open.
 //
 // This module is not loaded as the Worker's script. Loading a module file in a Worker needs read permission
 // on it (app/), and the start task grants none there: that would let a path-jail bug read the source. So
-// `storeWorkerSource()` turns `storeWorkerMain` into text, and store.ts starts the Worker from a Blob URL.
-// The function therefore must not use anything from its module scope: only its parameter and globals.
+// `storeWorkerSource()` turns `storeWorkerMain` into text, with the few functions it is given (app/_rpc.ts's
+// answerCalls, the row mappings) as text beside it, and store.ts starts the Worker from a Blob URL. Those
+// functions therefore must not use anything from their module scope: only their parameters and globals.
 import type { DatabaseSync } from "node:sqlite";
-import type { NewMessage, NewUpload } from "./store_ops.ts"; // types only: erased, so the Worker source stays self-contained
+import { answerCalls, type Endpoint } from "./_rpc.ts";
+import { messageFromRow, sessionFromRow, type StoreOps, uploadFromRow } from "./store_ops.ts";
 
-/** A request from store.ts to the Worker. `op` names a method of the protocol below. */
-export interface StoreRequest {
-  /** Matches the reply to its call. */
-  id: number;
-  /** The operation. */
-  op: StoreOp;
-  /** Its arguments (structured-cloned). */
-  args: unknown[];
+/** What the SQLite store needs to open its database, sent with the first call. */
+export interface OpenSettings {
+  /** The database file. */
+  path: string;
+  /** How long SQLite waits for another connection's lock (`PRAGMA busy_timeout`), in ms. */
+  busyTimeoutMs: number;
+  /** The size cap, in bytes. */
+  maxDatabaseBytes: number;
+  /** The SQLite text of each app/migrations.ts entry, in order. */
+  migrations: readonly string[];
+  /** How many rows `listMessages` and `listUploads` return when given no limit. */
+  listLimit: number;
 }
 
-/** The Worker's answer to one {@link StoreRequest}. */
-export type StoreReply =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; error: { name: string; message: string; code: string } };
+/** What the Worker answers: the table, and opening and closing its database. */
+export interface SqliteWorkerOps extends StoreOps {
+  /** Open and migrate the database (nothing when it is open already). */
+  open(settings: OpenSettings): void;
+  /** Close the database, checkpointing the WAL. */
+  close(): void;
+}
 
-/** What the Worker can do. */
-export type StoreOp =
-  | "open"
-  | "close"
-  | "sessionGet"
-  | "sessionSet"
-  | "sessionDestroy"
-  | "sessionPrune"
-  | "addMessage"
-  | "listMessages"
-  | "addUpload"
-  | "listUploads"
-  | "countVisit"
-  | "visitCount"
-  | "schemaVersion";
+/** What the Worker's body would import but is handed instead (see the note at the top), and its `self`. */
+export interface WorkerImports {
+  /** The Worker's own scope, where calls arrive. */
+  scope: Endpoint;
+  /** app/_rpc.ts's. */
+  answerCalls: typeof answerCalls;
+  /** app/store_ops.ts's. */
+  messageFromRow: typeof messageFromRow;
+  /** app/store_ops.ts's. */
+  uploadFromRow: typeof uploadFromRow;
+  /** app/store_ops.ts's. */
+  sessionFromRow: typeof sessionFromRow;
+}
 
 /**
- * The Worker's body: answer {@link StoreRequest}s in arrival order, one at a time (SQLite is synchronous,
- * so a request runs to completion before the next message is read).
+ * The Worker's body: answer {@link SqliteWorkerOps} calls in arrival order, one at a time (SQLite is
+ * synchronous, so a call runs to completion before the next message is read).
  *
  * Schema migrations are the SQLite texts of app/migrations.ts, passed to "open": entry i moves the schema from
  * version i to i + 1, in one transaction with the `PRAGMA user_version` bump, so a crash mid-migration leaves
  * the old version intact.
  *
  * @param Database The `DatabaseSync` class of `node:sqlite` (passed in: this function has no imports).
+ * @param imports Its scope and the functions it would otherwise import.
  *
  * @example
  * ```ts
@@ -56,16 +64,10 @@ export type StoreOp =
  * console.log(typeof storeWorkerMain); // "function": run only inside a Worker, via storeWorkerSource()
  * ```
  */
-export function storeWorkerMain(Database: typeof DatabaseSync): void {
-  // The schema steps (app/migrations.ts, the SQLite text of each), given by store.ts at "open": this
-  // function reaches nothing outside itself (see the note at the top).
-  let steps: readonly string[] = [];
-
-  type Row = Record<string, unknown>;
-  const scope = self as unknown as {
-    onmessage: ((event: MessageEvent) => void) | null;
-    postMessage(message: unknown): void;
-  };
+export function storeWorkerMain(Database: typeof DatabaseSync, imports: WorkerImports): void {
+  // These names shadow the module's on purpose: the Worker's copy of this text has only what it was handed.
+  const { scope, answerCalls, messageFromRow, uploadFromRow, sessionFromRow } = imports;
+  let listLimit = 0; // set by "open"
   let db: InstanceType<typeof DatabaseSync> | null = null;
 
   const need = (): InstanceType<typeof DatabaseSync> => {
@@ -73,8 +75,8 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
     return db;
   };
 
-  const migrate = (d: InstanceType<typeof DatabaseSync>): void => {
-    const versionOf = () => Number((d.prepare("PRAGMA user_version").get() as Row).user_version);
+  const migrate = (d: InstanceType<typeof DatabaseSync>, steps: readonly string[]): void => {
+    const versionOf = () => Number(d.prepare("PRAGMA user_version").get()?.user_version);
     const tooNew = (version: number) =>
       Object.assign(
         new Error(`Database schema version ${version} is newer than this code (${steps.length})`),
@@ -104,48 +106,43 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
     }
   };
 
-  const ops: Record<string, (...args: never[]) => unknown> = {
-    open(path: string, busyTimeoutMs: number, maxBytes: number, migrations: string[]) {
-      if (db) return null;
-      steps = migrations;
-      const d = new Database(path);
+  const ops = {
+    open(given) {
+      if (db) return;
+      const d = new Database(given.path);
       try {
         // WAL: the server's writes never wait for a reader (`deno task messages`), nor readers for it.
         // synchronous=FULL: a commit is on disk before the answer, so "acknowledged" survives a crash
         // of the machine, not only of the process (in WAL mode NORMAL would already survive SIGKILL).
         // The lock wait first: switching a new file to WAL takes a lock another opener may hold.
-        d.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+        d.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(given.busyTimeoutMs))}`);
         d.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;`);
-        migrate(d);
+        migrate(d, given.migrations);
         // The size cap: past it a write fails with "database or disk is full" (a 503), as a full disk would.
-        const pageSize = Number((d.prepare("PRAGMA page_size").get() as Row).page_size);
-        d.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(maxBytes / pageSize))}`);
+        const pageSize = Number(d.prepare("PRAGMA page_size").get()?.page_size);
+        d.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(given.maxDatabaseBytes / pageSize))}`);
       } catch (err) {
         d.close();
         throw err;
       }
+      listLimit = given.listLimit;
       db = d;
-      return null;
     },
     close() {
       db?.close();
       db = null;
-      return null;
     },
     schemaVersion() {
-      return Number((need().prepare("PRAGMA user_version").get() as Row).user_version);
+      return Number(need().prepare("PRAGMA user_version").get()?.user_version);
     },
-    sessionGet(id: string) {
-      const r = need().prepare(
+    sessionGet(id) {
+      const row = need().prepare(
         "SELECT created_at, last_seen_at, expires_at, data FROM sessions WHERE id = ?",
-      ).get(id) as Row | undefined;
-      return r; // mapped by sessionFromRow in store.ts
+      )
+        .get(id);
+      return row && sessionFromRow(row);
     },
-    sessionSet(
-      id: string,
-      data: { values: Record<string, unknown>; createdAt: number; lastSeenAt: number },
-      expiresAt: number,
-    ) {
+    sessionSet(id, data, expiresAt) {
       // visit_count is never written here: countVisit owns it (an increment in the database), and a session
       // saved after a page must not put back a count read before another request incremented it.
       need().prepare(
@@ -160,33 +157,31 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
         Math.floor(expiresAt),
         JSON.stringify(data.values),
       );
-      return null;
     },
-    countVisit(id: string, createdAt: number, expiresAt: number) {
+    countVisit(id, createdAt, expiresAt) {
       // One statement: the row is created at 1 or incremented where it is, so two requests can never both
       // read 4 and write 5. The new row's other columns are placeholders the session save then replaces.
-      const r = need().prepare(
+      const row = need().prepare(
         `INSERT INTO sessions (id, created_at, last_seen_at, expires_at, visit_count, data)
          VALUES (?, ?, ?, ?, 1, '{}')
          ON CONFLICT (id) DO UPDATE SET visit_count = sessions.visit_count + 1
          RETURNING visit_count`,
-      ).get(id, Math.floor(createdAt), Math.floor(createdAt), Math.floor(expiresAt)) as Row;
-      return Number(r.visit_count);
+      ).get(id, Math.floor(createdAt), Math.floor(createdAt), Math.floor(expiresAt));
+      return Number(row?.visit_count);
     },
-    visitCount(id: string) {
-      const r = need().prepare("SELECT visit_count FROM sessions WHERE id = ?").get(id) as Row | undefined;
-      return r ? Number(r.visit_count) : 0;
+    visitCount(id) {
+      const row = need().prepare("SELECT visit_count FROM sessions WHERE id = ?").get(id);
+      return row ? Number(row.visit_count) : 0;
     },
-    sessionDestroy(id: string) {
+    sessionDestroy(id) {
       need().prepare("DELETE FROM sessions WHERE id = ?").run(id);
-      return null;
     },
-    sessionPrune(now: number) {
+    sessionPrune(now) {
       return Number(
         need().prepare("DELETE FROM sessions WHERE expires_at <= ?").run(Math.floor(now)).changes,
       );
     },
-    addMessage(m: NewMessage) {
+    addMessage(m) {
       // One statement is one transaction: when run() returns, the row is committed (and, with
       // synchronous=FULL, on disk), so the caller may acknowledge it.
       const r = need().prepare(
@@ -195,12 +190,11 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
       ).run(Date.now(), m.name, m.email, m.message, m.clientAddr, m.sessionId);
       return Number(r.lastInsertRowid);
     },
-    listMessages(limit: number) {
-      return (need().prepare(
-        "SELECT * FROM messages ORDER BY created_at DESC, id DESC LIMIT ?",
-      ).all(limit) as Row[]); // mapped by messageFromRow in store.ts
+    listMessages(limit = listLimit) {
+      return need().prepare("SELECT * FROM messages ORDER BY created_at DESC, id DESC LIMIT ?").all(limit)
+        .map(messageFromRow);
     },
-    addUpload(u: NewUpload) {
+    addUpload(u) {
       const r = need().prepare(
         `INSERT INTO uploads (created_at, stored_name, original_name, size, content_type, sha256,
            description, client_addr, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -217,35 +211,19 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
       );
       return Number(r.lastInsertRowid);
     },
-    listUploads(limit: number) {
-      return (need().prepare(
-        "SELECT * FROM uploads ORDER BY created_at DESC, id DESC LIMIT ?",
-      ).all(limit) as Row[]); // mapped by uploadFromRow in store.ts
+    listUploads(limit = listLimit) {
+      return need().prepare("SELECT * FROM uploads ORDER BY created_at DESC, id DESC LIMIT ?").all(limit)
+        .map(uploadFromRow);
     },
-  };
+  } satisfies SqliteWorkerOps;
 
-  scope.onmessage = (event: MessageEvent) => {
-    const { id, op, args } = event.data as { id: number; op: string; args: never[] };
-    try {
-      const fn = ops[op];
-      if (!fn) throw Object.assign(new Error(`Unknown store operation ${op}`), { code: "BAD_OP" });
-      scope.postMessage({ id, ok: true, value: fn(...args) });
-    } catch (err) {
-      const e = err as { name?: string; message?: string; code?: string };
-      // Deno's node:sqlite errors carry only `code: "ERR_SQLITE_ERROR"` and SQLite's text as the message.
-      const code = String(e.code ?? "ERROR");
-      scope.postMessage({
-        id,
-        ok: false,
-        error: { name: String(e.name ?? "Error"), message: String(e.message ?? err), code },
-      });
-    }
-  };
+  answerCalls(scope, ops);
 }
 
 /**
  * The Worker's script as module source text: `node:sqlite` imported statically, then
- * {@link storeWorkerMain} called with it. Start it from a Blob URL (see the note at the top).
+ * {@link storeWorkerMain} called with it, the Worker's `self` and the text of the functions it would import.
+ * Start it from a Blob URL (see the note at the top).
  *
  * @returns JavaScript module source.
  *
@@ -257,5 +235,12 @@ export function storeWorkerMain(Database: typeof DatabaseSync): void {
  * ```
  */
 export function storeWorkerSource(): string {
-  return `import { DatabaseSync } from "node:sqlite";\n(${storeWorkerMain.toString()})(DatabaseSync);\n`;
+  const imports = [
+    "scope: self",
+    `answerCalls: ${answerCalls}`,
+    `messageFromRow: ${messageFromRow}`,
+    `uploadFromRow: ${uploadFromRow}`,
+    `sessionFromRow: ${sessionFromRow}`,
+  ].join(", ");
+  return `import { DatabaseSync } from "node:sqlite";\n(${storeWorkerMain})(DatabaseSync, { ${imports} });\n`;
 }
