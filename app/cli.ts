@@ -1,5 +1,6 @@
-// Command-line flags of the site (`deno task start`) and of `deno task messages`. It owns parsing and
-// validation only: it must never touch the disk or the network, so a bad flag fails before anything starts.
+// Command-line flags of the site (`deno task start`) and of `deno task messages`: one table per command, read
+// by both the parser and `--help`. It owns parsing, validation and the help text only: it must never touch the
+// disk or the network, so a bad flag fails before anything starts.
 
 /** The site's configuration, from its flags. */
 export interface SiteConfig {
@@ -180,55 +181,277 @@ export function parseDatabaseUrl(value: string): string {
   return value;
 }
 
-/** Flags that take a value, and flags that do not. */
-const VALUE_FLAGS = new Set([
-  "--host",
-  "--port",
-  "--cert",
-  "--key",
-  "--max-upload",
-  "--data",
-  "--idle-timeout",
-  "--http-redirect-port",
-  "--trusted-proxy",
-  "--workers",
-  "--database",
-  "--database-pool",
-  "--uploads",
-]);
-const BOOLEAN_FLAGS = new Set(["--quiet", "-q", "--dev"]);
-
 /**
- * Split `--flag value` and `--flag=value` forms into pairs, refusing unknown flags (a typo such as
- * `--max-uplaod 300MB` must not silently run with the default).
+ * One command-line flag, as the parser reads it and `--help` shows it. The parser knows no flag that is not in
+ * a table of these, so the help cannot miss one; adding a flag is adding an entry.
  */
-function pairs(
-  args: readonly string[],
-  valueFlags: Set<string>,
-  booleanFlags: Set<string>,
-): [string, string][] {
-  const out: [string, string][] = [];
-  for (let i = 0; i < args.length; i++) {
-    const eq = args[i].indexOf("=");
-    const flag = eq < 0 ? args[i] : args[i].slice(0, eq);
-    if (booleanFlags.has(flag)) {
-      if (eq >= 0) throw new TypeError(`${flag} takes no value`);
-      out.push([flag, ""]);
-    } else if (valueFlags.has(flag)) {
-      const value = eq >= 0 ? args[i].slice(eq + 1) : args[++i];
-      if (value === undefined || value === "") throw new TypeError(`${flag} needs a value`);
-      out.push([flag, value]);
-    } else {
-      throw new TypeError(`Unknown flag ${JSON.stringify(args[i])}`);
-    }
-  }
-  return out;
+export interface Flag<Config> {
+  /** How it is written: the long form first, then any short one (`["--quiet", "-q"]`). */
+  names: readonly string[];
+  /** The value's name in the help (`N`, `FILE`), or null for a switch that takes no value. */
+  value: string | null;
+  /** The default, as the help shows it: a value the flag accepts, or a few words when there is none. */
+  default: string;
+  /** What it does, in one line. */
+  meaning: string;
+  /** Read the value into the configuration (`""` for a switch). Throws a TypeError on a bad value. */
+  set(config: Config, value: string, flag: string): void;
+}
+
+/** `--data` and `--uploads` values: a trailing slash dropped, `/` kept. */
+function folder(value: string): string {
+  return value.replace(/\/+$/, "") || "/";
 }
 
 /**
- * Parse the site's flags: `--host`, `--port`, `--cert FILE --key FILE`, `--max-upload SIZE`, `--data DIR`,
- * `--quiet`, `--dev`, `--idle-timeout 75s`, `--http-redirect-port N`, `--trusted-proxy ADDR[,ADDR]`, `--workers N|auto`,
- * `--database URL`, `--database-pool N`, `--uploads DIR`.
+ * The flags of `deno task start`, in the order `--help` lists them. Checks that need several flags (`--cert`
+ * with `--key`) come after, in {@link parseSiteArgs}.
+ */
+export const SITE_FLAGS: readonly Flag<SiteConfig>[] = [
+  {
+    names: ["--host"],
+    value: "ADDR",
+    default: "127.0.0.1",
+    meaning: "Address to listen on; the default reaches this machine only (nginx in front)",
+    set: (config, value) => config.host = value,
+  },
+  {
+    names: ["--port"],
+    value: "N",
+    default: "8000",
+    meaning: "Port to listen on; 0 picks a free one",
+    set: (config, value, flag) => config.port = parsePort(flag, value),
+  },
+  {
+    names: ["--cert"],
+    value: "FILE",
+    default: "none (plain HTTP)",
+    meaning: "PEM certificate: with --key, HTTPS on the same port (keep both in certs/)",
+    set: (config, value) => config.cert = value,
+  },
+  {
+    names: ["--key"],
+    value: "FILE",
+    default: "none",
+    meaning: "PEM private key of --cert",
+    set: (config, value) => config.key = value,
+  },
+  {
+    names: ["--http-redirect-port"],
+    value: "N",
+    default: "none",
+    meaning: "With --cert: a plain-HTTP port answering every request with a 308 to HTTPS",
+    set: (config, value, flag) => config.httpRedirectPort = parsePort(flag, value),
+  },
+  {
+    names: ["--max-upload"],
+    value: "SIZE",
+    default: DEFAULT_MAX_UPLOAD,
+    meaning: "Largest uploaded file; binary units as in nginx (25MB is 25 MiB); at most 4GB",
+    set(config, value) {
+      const bytes = parseSize(value);
+      if (bytes > MAX_UPLOAD_CEILING) {
+        throw new TypeError(`--max-upload ${value} is over the ceiling of ${MAX_UPLOAD_CEILING} bytes`);
+      }
+      config.maxUploadBytes = bytes;
+    },
+  },
+  {
+    names: ["--data"],
+    value: "DIR",
+    default: "data",
+    meaning: "Folder for site.db and uploads/ (the start task may write data/ only)",
+    set: (config, value) => config.dataDir = folder(value),
+  },
+  {
+    names: ["--uploads"],
+    value: "DIR",
+    default: "uploads/ in the --data folder",
+    meaning: "Folder for uploaded files, one all instances share (outside data/: docs/site.md)",
+    set: (config, value) => config.uploadDir = folder(value),
+  },
+  {
+    names: ["--database"],
+    value: "URL",
+    default: "DATABASE_URL if set, else SQLite in the --data folder",
+    meaning: "PostgreSQL instead of SQLite: postgres://USER:PASSWORD@HOST:PORT/DB",
+    set: (config, value) => config.database = parseDatabaseUrl(value),
+  },
+  {
+    names: ["--database-pool"],
+    value: "N",
+    default: "10",
+    meaning: `PostgreSQL connections per instance, 1 to ${MAX_DATABASE_POOL}`,
+    set(config, value) {
+      const n = /^\d{1,3}$/.test(value) ? Number(value) : NaN;
+      if (!(n >= 1 && n <= MAX_DATABASE_POOL)) {
+        throw new TypeError(`Bad --database-pool: ${JSON.stringify(value)} (1 to ${MAX_DATABASE_POOL})`);
+      }
+      config.databasePool = n;
+    },
+  },
+  {
+    names: ["--idle-timeout"],
+    value: "DURATION",
+    default: DEFAULT_IDLE_TIMEOUT,
+    meaning: "How long an idle keep-alive connection stays open (500ms, 75s, 2m), up to 1 hour",
+    set(config, value) {
+      const ms = parseDuration(value);
+      if (ms > MAX_IDLE_TIMEOUT_MS) throw new TypeError(`--idle-timeout ${value} is over an hour`);
+      config.idleTimeoutMs = ms;
+    },
+  },
+  {
+    names: ["--trusted-proxy"],
+    value: "ADDR[,ADDR]",
+    default: "loopback",
+    meaning: "Peers whose X-Forwarded-For/-Proto are believed (repeatable; replaces loopback)",
+    // Repeatable; the first one replaces the loopback default rather than adding to it.
+    set: (config, value) =>
+      (config.trustedProxies ??= []).push(...value.split(",").map((a) => a.trim()).filter(Boolean)),
+  },
+  {
+    names: ["--workers"],
+    value: "N|auto",
+    default: "1",
+    meaning: "Server Workers on the port, auto for one per core (needs flags: docs/deploy.md)",
+    set(config, value) {
+      const n = value === "auto"
+        ? navigator.hardwareConcurrency
+        : /^\d{1,3}$/.test(value)
+        ? Number(value)
+        : NaN;
+      if (!(n >= 1 && n <= 256)) throw new TypeError(`Bad --workers: ${JSON.stringify(value)} (1 to 256)`);
+      config.workers = n;
+    },
+  },
+  {
+    names: ["--quiet", "-q"],
+    value: null,
+    default: "off",
+    meaning: "No access log",
+    set: (config) => config.quiet = true,
+  },
+  {
+    names: ["--dev"],
+    value: null,
+    default: "off",
+    meaning: "Development: templates reload when edited, a missing template value throws",
+    set: (config) => config.dev = true,
+  },
+];
+
+/** The flags that ask for the help instead of running. Any of them anywhere wins over every other flag. */
+export const HELP_FLAGS: readonly string[] = ["--help", "-h"];
+
+/**
+ * Whether the arguments ask for the help (`--help` or `-h`, anywhere).
+ *
+ * @param args The arguments (`Deno.args`).
+ * @returns True when the help should be printed instead of running.
+ *
+ * @example
+ * ```ts
+ * import { helpRequested } from "./cli.ts";
+ * console.log(helpRequested(["--port", "80", "--help"])); // true
+ * ```
+ */
+export function helpRequested(args: readonly string[]): boolean {
+  return args.some((arg) => HELP_FLAGS.includes(arg));
+}
+
+/** A flag as the usage and the help write it: `--port N`, `--quiet, -q`. */
+function spelled<Config>(flag: Flag<Config>): string {
+  return flag.names.join(", ") + (flag.value === null ? "" : ` ${flag.value}`);
+}
+
+/**
+ * The one-line usage of a command: every flag in brackets, from its table.
+ *
+ * @param command The command, e.g. `deno task start`.
+ * @param flags Its flag table.
+ * @returns The line, starting with `usage:`.
+ *
+ * @example
+ * ```ts
+ * import { SITE_FLAGS, usageLine } from "./cli.ts";
+ * console.log(usageLine("deno task start", SITE_FLAGS)); // "usage: deno task start [--host ADDR] ..."
+ * ```
+ */
+export function usageLine<Config>(command: string, flags: readonly Flag<Config>[]): string {
+  const each = flags.map((flag) => `[${flag.names[0]}${flag.value === null ? "" : ` ${flag.value}`}]`);
+  return `usage: ${command} ${each.join(" ")}`;
+}
+
+/**
+ * The help of a command: what it does, then every flag of its table with its default and meaning, then
+ * `--help` itself.
+ *
+ * @param command The command, e.g. `deno task start`.
+ * @param summary What it does, one or two lines.
+ * @param flags Its flag table.
+ * @returns The text (no newline at the end: `console.log` adds it).
+ *
+ * @example
+ * ```ts
+ * import { helpText, MESSAGES_FLAGS } from "./cli.ts";
+ * console.log(helpText("deno task messages", "Print the contact messages.", MESSAGES_FLAGS));
+ * ```
+ */
+export function helpText<Config>(command: string, summary: string, flags: readonly Flag<Config>[]): string {
+  const rows = flags.map((flag) => [spelled(flag), flag.meaning, `Default: ${flag.default}`]);
+  rows.push([HELP_FLAGS.join(", "), "Print this help and exit"]);
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2;
+  // The default on a line of its own, under the meaning: a terminal's 100 columns hold both that way.
+  const lines = rows.flatMap(([left, ...right]) =>
+    right.map((text, i) => `  ${(i ? "" : left).padEnd(width)}${text}`)
+  );
+  return `usage: ${command} [flags]\n\n${summary}\n\nflags:\n${lines.join("\n")}`;
+}
+
+/**
+ * The help of `deno task start`, from {@link SITE_FLAGS}.
+ *
+ * @returns The text `deno task start --help` prints.
+ *
+ * @example
+ * ```ts
+ * import { siteHelp } from "./cli.ts";
+ * console.log(siteHelp());
+ * ```
+ */
+export function siteHelp(): string {
+  return helpText(
+    "deno task start",
+    "Serve the portfolio site (docs/site.md) on Pier: http://127.0.0.1:8000 unless told otherwise.",
+    SITE_FLAGS,
+  );
+}
+
+/**
+ * Split `--flag value` and `--flag=value` forms and hand each to its table entry, refusing unknown flags (a
+ * typo such as `--max-uplaod 300MB` must not silently run with the default).
+ */
+function readFlags<Config>(args: readonly string[], flags: readonly Flag<Config>[], config: Config): void {
+  const byName = new Map(flags.flatMap((flag) => flag.names.map((name) => [name, flag] as const)));
+  for (let i = 0; i < args.length; i++) {
+    const eq = args[i].indexOf("=");
+    const name = eq < 0 ? args[i] : args[i].slice(0, eq);
+    const flag = byName.get(name);
+    if (flag === undefined) throw new TypeError(`Unknown flag ${JSON.stringify(args[i])}`);
+    if (flag.value === null) {
+      if (eq >= 0) throw new TypeError(`${name} takes no value`);
+      flag.set(config, "", name);
+    } else {
+      const value = eq >= 0 ? args[i].slice(eq + 1) : args[++i];
+      if (value === undefined || value === "") throw new TypeError(`${name} needs a value`);
+      flag.set(config, value, name);
+    }
+  }
+}
+
+/**
+ * Parse the site's flags ({@link SITE_FLAGS}; `deno task start --help` lists them).
  *
  * @param args The arguments (`Deno.args`).
  * @returns The configuration, defaults filled in.
@@ -259,77 +482,7 @@ export function parseSiteArgs(args: readonly string[]): SiteConfig {
     trustedProxies: null,
     workers: 1,
   };
-  for (const [flag, value] of pairs(args, VALUE_FLAGS, BOOLEAN_FLAGS)) {
-    switch (flag) {
-      case "--host":
-        config.host = value;
-        break;
-      case "--port":
-        config.port = parsePort(flag, value);
-        break;
-      case "--http-redirect-port":
-        config.httpRedirectPort = parsePort(flag, value);
-        break;
-      case "--idle-timeout": {
-        const ms = parseDuration(value);
-        if (ms > MAX_IDLE_TIMEOUT_MS) throw new TypeError(`--idle-timeout ${value} is over an hour`);
-        config.idleTimeoutMs = ms;
-        break;
-      }
-      case "--workers": {
-        const n = value === "auto"
-          ? navigator.hardwareConcurrency
-          : /^\d{1,3}$/.test(value)
-          ? Number(value)
-          : NaN;
-        if (!(n >= 1 && n <= 256)) throw new TypeError(`Bad --workers: ${JSON.stringify(value)} (1 to 256)`);
-        config.workers = n;
-        break;
-      }
-      case "--trusted-proxy":
-        // Repeatable; the first one replaces the loopback default rather than adding to it.
-        (config.trustedProxies ??= []).push(...value.split(",").map((a) => a.trim()).filter(Boolean));
-        break;
-      case "--cert":
-        config.cert = value;
-        break;
-      case "--key":
-        config.key = value;
-        break;
-      case "--max-upload": {
-        const bytes = parseSize(value);
-        if (bytes > MAX_UPLOAD_CEILING) {
-          throw new TypeError(`--max-upload ${value} is over the ceiling of ${MAX_UPLOAD_CEILING} bytes`);
-        }
-        config.maxUploadBytes = bytes;
-        break;
-      }
-      case "--data":
-        config.dataDir = value.replace(/\/+$/, "") || "/";
-        break;
-      case "--database":
-        config.database = parseDatabaseUrl(value);
-        break;
-      case "--database-pool": {
-        const n = /^\d{1,3}$/.test(value) ? Number(value) : NaN;
-        if (!(n >= 1 && n <= MAX_DATABASE_POOL)) {
-          throw new TypeError(`Bad --database-pool: ${JSON.stringify(value)} (1 to ${MAX_DATABASE_POOL})`);
-        }
-        config.databasePool = n;
-        break;
-      }
-      case "--uploads":
-        config.uploadDir = value.replace(/\/+$/, "") || "/";
-        break;
-      case "--quiet":
-      case "-q":
-        config.quiet = true;
-        break;
-      case "--dev":
-        config.dev = true;
-        break;
-    }
-  }
+  readFlags(args, SITE_FLAGS, config);
   if ((config.cert === null) !== (config.key === null)) {
     throw new TypeError("--cert and --key go together: give both for HTTPS, or neither");
   }
@@ -354,8 +507,63 @@ export interface MessagesConfig {
 /** `deno task messages` prints at most this many: more than a person reads, less than memory allows. */
 export const MESSAGES_MAX_LIMIT = 1_000_000;
 
+/** The flags of `deno task messages`, in the order `--help` lists them. */
+export const MESSAGES_FLAGS: readonly Flag<MessagesConfig>[] = [
+  {
+    names: ["--json"],
+    value: null,
+    default: "off",
+    meaning: "One JSON object per line instead of the readable listing",
+    set: (config) => config.json = true,
+  },
+  {
+    names: ["--limit"],
+    value: "N",
+    default: String(MESSAGES_MAX_LIMIT),
+    meaning: "The most messages to print, newest first",
+    set(config, value) {
+      const n = /^\d+$/.test(value) ? Number(value) : NaN;
+      if (!(n >= 1 && n <= MESSAGES_MAX_LIMIT)) throw new TypeError(`Bad --limit: ${JSON.stringify(value)}`);
+      config.limit = n;
+    },
+  },
+  {
+    names: ["--data"],
+    value: "DIR",
+    default: "data",
+    meaning: "Folder holding the site's site.db",
+    set: (config, value) => config.dataDir = folder(value),
+  },
+  {
+    names: ["--database"],
+    value: "URL",
+    default: "DATABASE_URL if set, else SQLite in the --data folder",
+    meaning: "Read PostgreSQL instead of SQLite: postgres://USER:PASSWORD@HOST:PORT/DB",
+    set: (config, value) => config.database = parseDatabaseUrl(value),
+  },
+];
+
 /**
- * Parse the flags of `deno task messages`: `--json`, `--data DIR`, `--limit N`, `--database URL`.
+ * The help of `deno task messages`, from {@link MESSAGES_FLAGS}.
+ *
+ * @returns The text `deno task messages --help` prints.
+ *
+ * @example
+ * ```ts
+ * import { messagesHelp } from "./cli.ts";
+ * console.log(messagesHelp());
+ * ```
+ */
+export function messagesHelp(): string {
+  return helpText(
+    "deno task messages",
+    "Print the site's contact messages, newest first, from its database.",
+    MESSAGES_FLAGS,
+  );
+}
+
+/**
+ * Parse the flags of `deno task messages` ({@link MESSAGES_FLAGS}; `deno task messages --help` lists them).
  *
  * @param args The arguments.
  * @returns The options.
@@ -369,17 +577,6 @@ export const MESSAGES_MAX_LIMIT = 1_000_000;
  */
 export function parseMessagesArgs(args: readonly string[]): MessagesConfig {
   const config: MessagesConfig = { json: false, dataDir: "data", database: null, limit: MESSAGES_MAX_LIMIT };
-  for (
-    const [flag, value] of pairs(args, new Set(["--data", "--limit", "--database"]), new Set(["--json"]))
-  ) {
-    if (flag === "--json") config.json = true;
-    else if (flag === "--database") config.database = parseDatabaseUrl(value);
-    else if (flag === "--data") config.dataDir = value.replace(/\/+$/, "") || "/";
-    else {
-      const n = /^\d+$/.test(value) ? Number(value) : NaN;
-      if (!(n >= 1 && n <= MESSAGES_MAX_LIMIT)) throw new TypeError(`Bad --limit: ${JSON.stringify(value)}`);
-      config.limit = n;
-    }
-  }
+  readFlags(args, MESSAGES_FLAGS, config);
   return config;
 }

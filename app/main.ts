@@ -2,22 +2,30 @@
 // serve the site (app/site.ts) over HTTP or HTTPS, and stop gracefully on SIGINT/SIGTERM: in-flight requests
 // finish, then the database closes. It must run with the start task's scoped permissions and need no more.
 import { serve } from "../mod.ts";
-import { parseSiteArgs, type SiteConfig, uploadDirOf } from "./cli.ts";
+import {
+  helpRequested,
+  parseSiteArgs,
+  SITE_FLAGS,
+  type SiteConfig,
+  siteHelp,
+  uploadDirOf,
+  usageLine,
+} from "./cli.ts";
 import { databaseUrl, openStore } from "./database.ts";
 import { startInstance } from "./instance.ts";
 import type { StoreBackend } from "./store.ts";
 import { canStartWorkers, startWorkers, type WorkerPool } from "./workers.ts";
 
+if (helpRequested(Deno.args)) {
+  console.log(siteHelp());
+  Deno.exit(0);
+}
 let config: SiteConfig;
 try {
   config = parseSiteArgs(Deno.args);
 } catch (err) {
   console.error(`pier site: ${(err as Error).message}`);
-  console.error(
-    "usage: deno task start [--host H] [--port P] [--cert FILE --key FILE] [--max-upload 25MB] " +
-      "[--data DIR] [--quiet] [--dev] [--idle-timeout 75s] [--http-redirect-port N] [--trusted-proxy ADDR] " +
-      "[--workers N] [--database postgres://...] [--database-pool N] [--uploads DIR]",
-  );
+  console.error(`${usageLine("deno task start", SITE_FLAGS)}\n(deno task start --help says what each does)`);
   Deno.exit(2);
 }
 

@@ -2,7 +2,14 @@
 // object per line, from SQLite in the data folder or from PostgreSQL (`--database URL` or `DATABASE_URL`). It
 // reads: it must never create a SQLite database where there was none (an older schema is migrated on open, as
 // the site would do).
-import { type MessagesConfig, parseMessagesArgs } from "./cli.ts";
+import {
+  helpRequested,
+  MESSAGES_FLAGS,
+  type MessagesConfig,
+  messagesHelp,
+  parseMessagesArgs,
+  usageLine,
+} from "./cli.ts";
 import { databaseUrl, openStore } from "./database.ts";
 import type { Message } from "./store.ts";
 
@@ -71,12 +78,18 @@ export async function printMessages(
 }
 
 if (import.meta.main) {
+  if (helpRequested(Deno.args)) {
+    console.log(messagesHelp());
+    Deno.exit(0);
+  }
   let config: MessagesConfig;
   try {
     config = parseMessagesArgs(Deno.args);
   } catch (err) {
     console.error(`messages: ${(err as Error).message}`);
-    console.error("usage: deno task messages [--json] [--data DIR] [--limit N] [--database postgres://...]");
+    console.error(
+      `${usageLine("deno task messages", MESSAGES_FLAGS)}\n(deno task messages --help says what each does)`,
+    );
     Deno.exit(2);
   }
   try {

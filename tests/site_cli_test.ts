@@ -1,8 +1,20 @@
 // The site's flags as tables: sizes for --max-upload, every flag of `deno task start`, and the refusals
-// (unknown flags, missing values, --cert without --key) that must stop the site before it starts.
+// (unknown flags, missing values, --cert without --key) that must stop the site before it starts; `--help`
+// lists every flag the parsers accept, with defaults that are the parsers' own.
 import assert from "node:assert/strict";
 import { databaseUrl } from "../app/database.ts";
-import { MAX_UPLOAD_CEILING, parseMessagesArgs, parseSiteArgs, parseSize, uploadDirOf } from "../app/cli.ts";
+import { DEFAULT_POOL_SIZE } from "../app/postgres_store.ts";
+import {
+  type Flag,
+  helpRequested,
+  MAX_UPLOAD_CEILING,
+  MESSAGES_FLAGS,
+  parseMessagesArgs,
+  parseSiteArgs,
+  parseSize,
+  SITE_FLAGS,
+  uploadDirOf,
+} from "../app/cli.ts";
 
 const MiB = 1024 * 1024;
 
@@ -160,4 +172,162 @@ Deno.test("databaseUrl(): --database wins over DATABASE_URL; an empty or absent 
     if (saved === undefined) Deno.env.delete("DATABASE_URL");
     else Deno.env.set("DATABASE_URL", saved);
   }
+});
+
+// --- --help ---------------------------------------------------------------------------------------------
+
+/** A value each site flag accepts that differs from its default. A new flag needs one here. */
+const SITE_SAMPLES: Record<string, string> = {
+  "--host": "0.0.0.0",
+  "--port": "8080",
+  "--cert": "certs/cert.pem",
+  "--key": "certs/key.pem",
+  "--http-redirect-port": "8081",
+  "--max-upload": "300MB",
+  "--data": "/srv/pier",
+  "--uploads": "/mnt/uploads",
+  "--database": "postgres://pier:pw@db/pier",
+  "--database-pool": "4",
+  "--idle-timeout": "90s",
+  "--trusted-proxy": "10.0.0.5",
+  "--workers": "2",
+  "--quiet": "",
+  "--dev": "",
+};
+const MESSAGES_SAMPLES: Record<string, string> = {
+  "--json": "",
+  "--limit": "5",
+  "--data": "/srv/pier",
+  "--database": "postgres://pier:pw@db/pier",
+};
+
+/** Flags whose default is a description (there is no value that means it), not a value the flag accepts. */
+const DESCRIBED_DEFAULTS = new Set([
+  "--cert",
+  "--key",
+  "--http-redirect-port",
+  "--uploads",
+  "--database",
+  "--trusted-proxy",
+]);
+
+/** Run a task as a person does, from the repository. */
+async function task(name: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "-q", name, ...args],
+    cwd: new URL("..", import.meta.url),
+    stdin: "null",
+  }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+/** Check a help text: each flag's line with its meaning, its default on the next line, then --help. */
+function assertHelpLists<Config>(help: string, flags: readonly Flag<Config>[]): void {
+  const lines = help.split("\n");
+  for (const flag of flags) {
+    const spelled = flag.names.join(", ") + (flag.value === null ? "" : ` ${flag.value}`);
+    const at = lines.findIndex((line) => line.trimStart().startsWith(`${spelled} `));
+    assert.ok(at >= 0, `${spelled} is not in the help:\n${help}`);
+    assert.ok(lines[at].includes(flag.meaning), `${spelled}'s meaning`);
+    assert.equal(lines[at + 1].trim(), `Default: ${flag.default}`, `${spelled}'s default`);
+  }
+  assert.match(help, /^ {2}--help, -h {2,}Print this help and exit$/m);
+}
+
+Deno.test("deno task start --help prints the usage and every flag with its default and meaning, and exits 0", async () => {
+  for (const flag of ["--help", "-h"]) {
+    const { code, stdout, stderr } = await task("start", ["--port", "80", flag]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /^usage: deno task start \[flags\]$/m);
+    assertHelpLists(stdout, SITE_FLAGS);
+  }
+});
+
+Deno.test("deno task messages --help prints the usage and every flag with its default and meaning, and exits 0", async () => {
+  const { code, stdout, stderr } = await task("messages", ["--help"]);
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /^usage: deno task messages \[flags\]$/m);
+  assertHelpLists(stdout, MESSAGES_FLAGS);
+});
+
+Deno.test("a bad flag prints the usage line with every flag, and exit code 2", async () => {
+  const { code, stderr } = await task("messages", ["--csv"]);
+  assert.equal(code, 2);
+  assert.match(stderr, /Unknown flag "--csv"/);
+  assert.match(
+    stderr,
+    /usage: deno task messages \[--json\] \[--limit N\] \[--data DIR\] \[--database URL\]/,
+  );
+});
+
+Deno.test("helpRequested(): --help or -h anywhere, and nothing that merely starts like them", () => {
+  assert.equal(helpRequested(["--help"]), true);
+  assert.equal(helpRequested(["--port", "80", "-h"]), true);
+  assert.equal(helpRequested([]), false);
+  assert.equal(helpRequested(["--helpful", "--host=-h"]), false);
+});
+
+/** What {@link assertTableIsTheParser} needs besides the table and its parser. */
+interface TableCheck<Config> {
+  /** A value each flag accepts that differs from its default (keyed by the flag's first name). */
+  samples: Record<string, string>;
+  /**
+   * Arguments given before a flag that is read only with others (`--cert` needs `--key`); they may give the
+   * flag itself an earlier value, which its sample then replaces.
+   */
+  context?: Record<string, string[]>;
+  /** Defaults the help shows that the configuration holds as null, and what they mean there. */
+  defaultExceptions?: Record<string, Partial<Config>>;
+}
+
+/**
+ * The flags of a table cover its whole configuration (no field is set outside the table, so none is missing
+ * from --help), each one changes it, and each default the help shows is what the parser does without the flag.
+ */
+function assertTableIsTheParser<Config extends object>(
+  flags: readonly Flag<Config>[],
+  parse: (args: readonly string[]) => Config,
+  { samples, context = {}, defaultExceptions = {} }: TableCheck<Config>,
+): void {
+  const defaults = parse([]);
+  const untouched = new Set(Object.keys(defaults));
+  for (const flag of flags) {
+    const sample = samples[flag.names[0]];
+    assert.ok(sample !== undefined, `${flag.names[0]} has no sample value in this test`);
+    for (const name of flag.names) {
+      const others = context[flag.names[0]] ?? [];
+      const before = parse(others);
+      const config = parse([...others, ...(flag.value === null ? [name] : [name, sample])]);
+      const changed = Object.keys(config).filter((key) =>
+        JSON.stringify(config[key as keyof Config]) !== JSON.stringify(before[key as keyof Config])
+      );
+      assert.ok(changed.length > 0, `${name} ${sample} changes nothing`);
+      for (const key of changed) untouched.delete(key);
+    }
+    if (flag.value === null) {
+      assert.equal(flag.default, "off", flag.names[0]);
+    } else if (!DESCRIBED_DEFAULTS.has(flag.names[0])) {
+      const expected = { ...defaults, ...defaultExceptions[flag.names[0]] };
+      assert.deepEqual(parse([flag.names[0], flag.default]), expected, `${flag.names[0]}'s default`);
+    }
+  }
+  assert.deepEqual([...untouched], [], "configuration fields no flag sets");
+}
+
+Deno.test("SITE_FLAGS is the parser: every field has its flag, every flag works, every default shown is true", () => {
+  assertTableIsTheParser(SITE_FLAGS, parseSiteArgs, {
+    samples: SITE_SAMPLES,
+    context: {
+      "--cert": ["--cert", "other.pem", "--key", "k.pem"],
+      "--key": ["--cert", "c.pem", "--key", "other.pem"],
+      "--http-redirect-port": ["--cert", "c.pem", "--key", "k.pem"],
+    },
+    // Null in the configuration: app/postgres_store.ts's pool size decides, and --help shows that number.
+    defaultExceptions: { "--database-pool": { databasePool: DEFAULT_POOL_SIZE } },
+  });
+});
+
+Deno.test("MESSAGES_FLAGS is the parser: every field has its flag, every flag works, every default shown is true", () => {
+  assertTableIsTheParser(MESSAGES_FLAGS, parseMessagesArgs, { samples: MESSAGES_SAMPLES });
 });
