@@ -1,8 +1,6 @@
-// Calls from one thread to another, over a Worker, a Worker's own `self` or a MessagePort: a call carries an
-// id, an operation's name and its arguments; its reply, the id and either the value or the error's message
-// and code (the one reply shape). It owns the ids, the calls in flight and their timeout; it knows no
-// operation and no store. answerCalls() must use nothing from this module's scope: the SQLite Worker
-// receives it as source text (app/store_worker.ts).
+// Calls between threads over a Worker, a Worker's `self` or a MessagePort: ids, the calls in flight, a
+// timeout per call, one reply shape (the value, or the error's message and code). It knows no operation and
+// no store; answerCalls() must use nothing from this module's scope: the SQLite Worker receives it as text.
 
 /**
  * One end of a channel: a Worker seen from outside, a Worker's own `self`, or a MessagePort.
@@ -245,7 +243,8 @@ export class Caller<Ops> {
  * @example
  * ```ts
  * import { remote } from "./_rpc.ts";
- * const adder = remote<{ add(n: number): number }>(["add"], (_op, args) => Promise.resolve(Number(args[0]) + 1));
+ * const add = (_op: string, args: unknown[]) => Promise.resolve(Number(args[0]) + 1);
+ * const adder = remote<{ add(n: number): number }>(["add"], add);
  * console.log(await adder.add(1)); // 2
  * ```
  */

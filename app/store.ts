@@ -1,7 +1,7 @@
 // The site's storage: the interface every store answers (StoreBackend, from the operations table in
 // app/store_ops.ts), and its embedded default, one SQLite database behind an async API. It owns the database
-// Worker (start, restart after a crash or a timeout, stop); it must never run SQL on the event loop, and never
-// report a write as done before the Worker answered that it committed. PostgreSQL is app/postgres_store.ts.
+// Worker (start, restart after a crash or a timeout, stop); it must never run SQL on the event loop, and
+// never report a write as done before the Worker answered that it committed. PostgreSQL: postgres_store.ts.
 import type { SessionStore } from "../mod.ts";
 import { Caller, type Remote, remote } from "./_rpc.ts";
 import { MIGRATIONS } from "./migrations.ts";
@@ -90,8 +90,8 @@ export type StoreCalls = Omit<Remote<StoreOps>, SessionOpName> & {
 
 /**
  * Every operation of the table as a call through `send`, in a store's shape: the session operations as
- * `sessions`, the others as methods. The SQLite Store (calls to its Worker) and a server Worker's relay (calls
- * to the main thread) are both this, so an operation added to the table needs nothing here.
+ * `sessions`, the others as methods. The SQLite Store (calls to its Worker) and a server Worker's relay
+ * (calls to the main thread) are both this, so an operation added to the table needs nothing here.
  *
  * @param send Makes one call: the operation's name and its arguments.
  * @returns The calls.

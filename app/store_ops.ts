@@ -1,7 +1,6 @@
-// The store's protocol, said once: the operations every store answers (`StoreOps`), the data they carry, and
-// the one mapping from a database row to that data. Stores implement the table (app/store_worker.ts for SQLite,
-// app/postgres_store.ts); clients forward it by name (app/store.ts, app/relay.ts). It must never do I/O, and
-// its row mappers must use nothing outside themselves: the SQLite Worker receives them as source text.
+// The store's protocol, said once: the operations every store answers (StoreOps), the data they carry, and
+// the row mappings both databases share. It must never do I/O, and its mappers must use nothing outside
+// themselves: the SQLite Worker receives them as source text.
 import type { SessionData, StoredSession } from "../mod.ts";
 
 /** A contact message to store. */

@@ -1,6 +1,7 @@
 // The database side of the site's store: every SQL statement runs here, in a Worker, so no query ever blocks
 // the event loop that serves requests. It owns the schema's migrations and the SQLite side of the operations
-// table (app/store_ops.ts); it must never reach for anything outside the one database file it was told to open.
+// table (app/store_ops.ts); it must never reach for anything outside the one database file it was told to
+// open.
 //
 // This module is not loaded as the Worker's script. Loading a module file in a Worker needs read permission
 // on it (app/), and the start task grants none there: that would let a path-jail bug read the source. So

@@ -1,6 +1,6 @@
 // app/_rpc.ts over a real MessageChannel: values and errors come back in the one reply shape, an unknown name
 // is BAD_OP, a call with no answer fails with TIMEOUT (and its late answer is ignored), failAll settles every
-// call in flight, what cannot be cloned fails the call rather than the thread, and calls are answered in order.
+// call in flight, what cannot be cloned fails the call rather than the thread, calls are answered in order.
 // Then the `--workers` relay over it, in one thread: every operation of the table reaches the real store.
 import assert from "node:assert/strict";
 import { answerCalls, Caller, type CallerOptions, remote } from "../app/_rpc.ts";
@@ -80,7 +80,7 @@ Deno.test("a name the table does not own is BAD_OP, inherited ones included", as
   });
 });
 
-Deno.test("no answer in time: TIMEOUT, the owner is told, a late answer is ignored, the next call works", async () => {
+Deno.test("no answer in time: TIMEOUT, the owner told, a late answer dropped, then calls work", async () => {
   const told: Error[] = [];
   await withChannel(handlers, async (caller) => {
     await assert.rejects(caller.call("later", [300]), (err: unknown) => {
@@ -104,7 +104,7 @@ Deno.test("failAll() rejects every call in flight with the given error", async (
   });
 });
 
-Deno.test("what cannot be cloned fails the call, not the thread: BAD_CALL going, DataCloneError coming back", async () => {
+Deno.test("what cannot be cloned fails the call, not the thread: BAD_CALL, DataCloneError", async () => {
   await withChannel(handlers, async (caller) => {
     await assert.rejects(caller.call("add", [() => 1]), { code: "BAD_CALL" });
     await assert.rejects(caller.call("clone", []), { code: "DataCloneError" });
@@ -129,7 +129,7 @@ Deno.test("remote() makes one method per name, each a call", async () => {
   });
 });
 
-Deno.test("StoreRelay reaches the real store for every operation; its failures arrive as StoreErrors", async () => {
+Deno.test("StoreRelay reaches the real store for every operation; failures come as StoreErrors", async () => {
   const dir = await Deno.makeTempDir({ prefix: "pier-relay-" });
   const store = new Store(`${dir}/site.db`);
   const { port1, port2 } = new MessageChannel();
