@@ -95,4 +95,16 @@ export const MIGRATIONS: readonly Migration[] = [
      );
      CREATE INDEX uploads_created_at ON uploads (created_at);`,
   },
+  {
+    version: 2,
+    description: "posts (the per-client post limit's log) and site_secrets (the first-visit cookie's key)",
+    sqlite: `CREATE TABLE posts (client_addr TEXT NOT NULL, at INTEGER NOT NULL);
+     CREATE INDEX posts_client_at ON posts (client_addr, at);
+     CREATE INDEX posts_at ON posts (at);
+     CREATE TABLE site_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
+    postgres: `CREATE TABLE posts (client_addr TEXT NOT NULL, at BIGINT NOT NULL);
+     CREATE INDEX posts_client_at ON posts (client_addr, at);
+     CREATE INDEX posts_at ON posts (at);
+     CREATE TABLE site_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  },
 ];

@@ -324,19 +324,64 @@ export class PostgresStore implements StoreBackend {
    * @param sessionId The session id.
    * @param createdAt The session's start, for a row that does not exist yet.
    * @param expiresAt Its expiry, for a row that does not exist yet.
+   * @param priorVisits Visits made before the row existed (a first visit carried in a signed cookie).
    * @returns The count, this visit included.
    */
-  countVisit(sessionId: string, createdAt: number, expiresAt: number): Promise<number> {
+  countVisit(sessionId: string, createdAt: number, expiresAt: number, priorVisits = 0): Promise<number> {
+    const created = Math.floor(createdAt), expires = Math.floor(expiresAt);
+    const initial = 1 + Math.max(0, Math.floor(priorVisits));
     return this.#run(async (sql) =>
       Number(
         (await sql`INSERT INTO sessions (id, created_at, last_seen_at, expires_at, visit_count, data)
-          VALUES (${sessionId}, ${Math.floor(createdAt)}, ${Math.floor(createdAt)}, ${
-          Math.floor(expiresAt)
-        }, 1, '{}')
+          VALUES (${sessionId}, ${created}, ${created}, ${expires}, ${initial}, '{}')
           ON CONFLICT (id) DO UPDATE SET visit_count = sessions.visit_count + 1
           RETURNING visit_count`)[0].visit_count,
       )
     );
+  }
+
+  /**
+   * The posts recorded for a client since a time, for the post limit (app/rate_limit.ts).
+   *
+   * @param clientAddr The client's address.
+   * @param since The earliest time counted (ms).
+   * @returns How many, and the oldest one's time.
+   */
+  postsSince(clientAddr: string, since: number): Promise<{ count: number; oldest: number | null }> {
+    return this.#run(async (sql) => {
+      const [row] = await sql`SELECT count(*) AS n, min(at) AS oldest FROM posts
+        WHERE client_addr = ${clientAddr} AND at >= ${Math.floor(since)}`;
+      return { count: Number(row.n), oldest: row.oldest === null ? null : Number(row.oldest) };
+    });
+  }
+
+  /**
+   * Record an accepted post, and forget every client's posts that left the window (the log stays bounded).
+   *
+   * @param clientAddr The client's address.
+   * @param at When (ms).
+   * @param forgetBefore Posts before this (ms) are deleted.
+   */
+  recordPost(clientAddr: string, at: number, forgetBefore: number): Promise<void> {
+    return this.#run(async (sql) => {
+      await sql`DELETE FROM posts WHERE at < ${Math.floor(forgetBefore)}`;
+      await sql`INSERT INTO posts (client_addr, at) VALUES (${clientAddr}, ${Math.floor(at)})`;
+    });
+  }
+
+  /**
+   * The site's secret, made by whichever instance asks first (the insert that loses the race does nothing).
+   *
+   * @returns 32 random bytes, base64.
+   */
+  siteSecret(): Promise<string> {
+    const fresh = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+    return this.#run(async (sql) => {
+      await sql`INSERT INTO site_secrets (name, value) VALUES ('first-visit', ${fresh})
+        ON CONFLICT (name) DO NOTHING`;
+      const [row] = await sql`SELECT value FROM site_secrets WHERE name = 'first-visit'`;
+      return String(row.value);
+    });
   }
 
   /**

@@ -85,9 +85,11 @@ export interface StoreOps {
   /**
    * Count one visit of session `sessionId` in the database itself (an upsert that increments), so visits
    * to several instances at once are never lost: the row is created at 1 with `createdAt` and `expiresAt`
-   * when missing (the session save that follows fills in the rest). Returns the count, this visit included.
+   * when missing (the session save that follows fills in the rest), plus `priorVisits` made before the row
+   * existed (a first visit carried in a signed cookie, app/first_visit.ts). Returns the count, this visit
+   * included.
    */
-  countVisit(sessionId: string, createdAt: number, expiresAt: number): number;
+  countVisit(sessionId: string, createdAt: number, expiresAt: number, priorVisits?: number): number;
   /** The visits counted for `sessionId` so far (0 for none), without counting one. */
   visitCount(sessionId: string): number;
   /** The framework's `SessionStore.get`: the session, or undefined. */
@@ -98,6 +100,18 @@ export interface StoreOps {
   sessionDestroy(id: string): void;
   /** `SessionStore.prune`: forget every session expired at or before `now`; how many went. */
   sessionPrune(now: number): number;
+  /**
+   * The posts recorded for `clientAddr` at or after `since` (ms): how many, and the oldest one's time, for
+   * the post limit (app/rate_limit.ts).
+   */
+  postsSince(clientAddr: string, since: number): { count: number; oldest: number | null };
+  /** Record an accepted post of `clientAddr` at `at`, and forget every client's posts before `forgetBefore`. */
+  recordPost(clientAddr: string, at: number, forgetBefore: number): void;
+  /**
+   * The site's secret (32 random bytes, base64), made by whichever instance asks first and kept in the
+   * database, so every instance signs and checks first-visit cookies alike.
+   */
+  siteSecret(): string;
 }
 
 /** The operations that make up a store's `sessions` (the framework's `SessionStore`) rather than methods. */
@@ -126,6 +140,9 @@ export const STORE_OP_NAMES: readonly (keyof StoreOps)[] = Object.values(
     sessionSet: "sessionSet",
     sessionDestroy: "sessionDestroy",
     sessionPrune: "sessionPrune",
+    postsSince: "postsSince",
+    recordPost: "recordPost",
+    siteSecret: "siteSecret",
   } satisfies { [Op in keyof StoreOps]: Op },
 );
 

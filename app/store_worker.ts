@@ -75,6 +75,15 @@ export function storeWorkerMain(Database: typeof DatabaseSync, imports: WorkerIm
     if (!db) throw Object.assign(new Error("The database is not open"), { code: "NOT_OPEN" });
     return db;
   };
+  // Each statement is prepared once. A statement prepared per call is native memory V8 cannot see: under load
+  // thousands of them waited for a collection that did not come, and the process grew by hundreds of MB.
+  type Statement = ReturnType<InstanceType<typeof DatabaseSync>["prepare"]>;
+  const statements = new Map<string, Statement>();
+  const statement = (sql: string): Statement => {
+    let prepared = statements.get(sql);
+    if (prepared === undefined) statements.set(sql, prepared = need().prepare(sql));
+    return prepared;
+  };
 
   const migrate = (d: InstanceType<typeof DatabaseSync>, steps: readonly string[]): void => {
     const versionOf = () => Number(d.prepare("PRAGMA user_version").get()?.user_version);
@@ -130,14 +139,15 @@ export function storeWorkerMain(Database: typeof DatabaseSync, imports: WorkerIm
       db = d;
     },
     close() {
+      statements.clear();
       db?.close();
       db = null;
     },
     schemaVersion() {
-      return Number(need().prepare("PRAGMA user_version").get()?.user_version);
+      return Number(statement("PRAGMA user_version").get()?.user_version);
     },
     sessionGet(id) {
-      const row = need().prepare(
+      const row = statement(
         "SELECT created_at, last_seen_at, expires_at, data FROM sessions WHERE id = ?",
       )
         .get(id);
@@ -146,7 +156,7 @@ export function storeWorkerMain(Database: typeof DatabaseSync, imports: WorkerIm
     sessionSet(id, data, expiresAt) {
       // visit_count is never written here: countVisit owns it (an increment in the database), and a session
       // saved after a page must not put back a count read before another request incremented it.
-      need().prepare(
+      statement(
         `INSERT INTO sessions (id, created_at, last_seen_at, expires_at, visit_count, data)
          VALUES (?, ?, ?, ?, 0, ?)
          ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at,
@@ -159,44 +169,51 @@ export function storeWorkerMain(Database: typeof DatabaseSync, imports: WorkerIm
         JSON.stringify(data.values),
       );
     },
-    countVisit(id, createdAt, expiresAt) {
-      // One statement: the row is created at 1 or incremented where it is, so two requests can never both
-      // read 4 and write 5. The new row's other columns are placeholders the session save then replaces.
-      const row = need().prepare(
+    countVisit(id, createdAt, expiresAt, priorVisits = 0) {
+      // One statement: the row is created (at 1, plus visits made before it existed) or incremented where it
+      // is, so two requests can never both read 4 and write 5. The new row's other columns are placeholders
+      // the session save then replaces.
+      const row = statement(
         `INSERT INTO sessions (id, created_at, last_seen_at, expires_at, visit_count, data)
-         VALUES (?, ?, ?, ?, 1, '{}')
+         VALUES (?, ?, ?, ?, ?, '{}')
          ON CONFLICT (id) DO UPDATE SET visit_count = sessions.visit_count + 1
          RETURNING visit_count`,
-      ).get(id, Math.floor(createdAt), Math.floor(createdAt), Math.floor(expiresAt));
+      ).get(
+        id,
+        Math.floor(createdAt),
+        Math.floor(createdAt),
+        Math.floor(expiresAt),
+        1 + Math.max(0, Math.floor(priorVisits)),
+      );
       return Number(row?.visit_count);
     },
     visitCount(id) {
-      const row = need().prepare("SELECT visit_count FROM sessions WHERE id = ?").get(id);
+      const row = statement("SELECT visit_count FROM sessions WHERE id = ?").get(id);
       return row ? Number(row.visit_count) : 0;
     },
     sessionDestroy(id) {
-      need().prepare("DELETE FROM sessions WHERE id = ?").run(id);
+      statement("DELETE FROM sessions WHERE id = ?").run(id);
     },
     sessionPrune(now) {
       return Number(
-        need().prepare("DELETE FROM sessions WHERE expires_at <= ?").run(Math.floor(now)).changes,
+        statement("DELETE FROM sessions WHERE expires_at <= ?").run(Math.floor(now)).changes,
       );
     },
     addMessage(m) {
       // One statement is one transaction: when run() returns, the row is committed (and, with
       // synchronous=FULL, on disk), so the caller may acknowledge it.
-      const r = need().prepare(
+      const r = statement(
         `INSERT INTO messages (created_at, name, email, message, client_addr, session_id)
          VALUES (?, ?, ?, ?, ?, ?)`,
       ).run(Date.now(), m.name, m.email, m.message, m.clientAddr, m.sessionId);
       return Number(r.lastInsertRowid);
     },
     listMessages(limit = listLimit) {
-      return need().prepare("SELECT * FROM messages ORDER BY created_at DESC, id DESC LIMIT ?").all(limit)
+      return statement("SELECT * FROM messages ORDER BY created_at DESC, id DESC LIMIT ?").all(limit)
         .map(messageFromRow);
     },
     addUpload(u) {
-      const r = need().prepare(
+      const r = statement(
         `INSERT INTO uploads (created_at, stored_name, original_name, size, content_type, sha256,
            description, client_addr, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
@@ -212,8 +229,29 @@ export function storeWorkerMain(Database: typeof DatabaseSync, imports: WorkerIm
       );
       return Number(r.lastInsertRowid);
     },
+    postsSince(clientAddr, since) {
+      const row = statement(
+        "SELECT count(*) AS n, min(at) AS oldest FROM posts WHERE client_addr = ? AND at >= ?",
+      )
+        .get(clientAddr, Math.floor(since));
+      return { count: Number(row?.n ?? 0), oldest: row?.oldest == null ? null : Number(row.oldest) };
+    },
+    recordPost(clientAddr, at, forgetBefore) {
+      // The log stays bounded: what left every client's window goes with each record (an index range).
+      statement("DELETE FROM posts WHERE at < ?").run(Math.floor(forgetBefore));
+      statement("INSERT INTO posts (client_addr, at) VALUES (?, ?)").run(clientAddr, Math.floor(at));
+    },
+    siteSecret() {
+      // Made once per database, by whichever caller comes first; every later one reads the same.
+      const fresh = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+      statement(
+        "INSERT INTO site_secrets (name, value) VALUES ('first-visit', ?) ON CONFLICT (name) DO NOTHING",
+      )
+        .run(fresh);
+      return String(statement("SELECT value FROM site_secrets WHERE name = 'first-visit'").get()?.value);
+    },
     listUploads(limit = listLimit) {
-      return need().prepare("SELECT * FROM uploads ORDER BY created_at DESC, id DESC LIMIT ?").all(limit)
+      return statement("SELECT * FROM uploads ORDER BY created_at DESC, id DESC LIMIT ?").all(limit)
         .map(uploadFromRow);
     },
   } satisfies SqliteWorkerOps;

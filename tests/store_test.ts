@@ -122,7 +122,7 @@ async function columns(h: Harness, backend: Backend["name"], table: string): Pro
 }
 
 bothStores(
-  "the schema reaches the newest version, with the same three tables and columns",
+  "the schema reaches the newest version, with the same tables and columns",
   async (h, backend) => {
     const store = h.store();
     assert.equal(await store.schemaVersion(), MIGRATIONS.length);
@@ -155,6 +155,8 @@ bothStores(
       "size",
       "stored_name",
     ]);
+    assert.deepEqual(await columns(h, backend, "posts"), ["at", "client_addr"]);
+    assert.deepEqual(await columns(h, backend, "site_secrets"), ["name", "value"]);
     if (backend === "SQLite") {
       assert.deepEqual(await h.query("PRAGMA journal_mode"), [{ journal_mode: "wal" }]);
     }
@@ -302,6 +304,53 @@ bothStores("countVisit creates the row at 1, and a HEAD's visitCount counts noth
     data: { values: {}, createdAt: 5000, lastSeenAt: 5000 },
     expiresAt: 7000,
   });
+});
+
+bothStores(
+  "countVisit adds the visits made before the row existed, once: a first visit in a cookie",
+  async (h) => {
+    const store = h.store();
+    const id = crypto.randomUUID();
+    assert.equal(
+      await store.countVisit(id, 5000, 7000, 1),
+      2,
+      "the second visit makes the row, counting both",
+    );
+    assert.equal(
+      await store.countVisit(id, 5000, 7000, 1),
+      3,
+      "a replayed first-visit cookie counts once more",
+    );
+    assert.equal(await store.visitCount(id), 3);
+  },
+);
+
+bothStores(
+  "the post log counts a client's posts in a window and forgets what left every window",
+  async (h) => {
+    const store = h.store();
+    assert.deepEqual(await store.postsSince("a", 0), { count: 0, oldest: null });
+    await store.recordPost("a", 1000, 0);
+    await store.recordPost("a", 2000, 0);
+    await store.recordPost("b", 2500, 0);
+    assert.deepEqual(await store.postsSince("a", 0), { count: 2, oldest: 1000 });
+    assert.deepEqual(await store.postsSince("a", 1500), { count: 1, oldest: 2000 });
+    assert.deepEqual(await store.postsSince("b", 0), { count: 1, oldest: 2500 });
+    // A record forgets every client's posts before its cut-off: the log never outgrows one window.
+    await store.recordPost("c", 9000, 2200);
+    assert.deepEqual(await store.postsSince("a", 0), { count: 0, oldest: null });
+    assert.deepEqual(await store.postsSince("b", 0), { count: 1, oldest: 2500 });
+    assert.deepEqual(await h.query("SELECT count(*) AS n FROM posts").then((r) => Number(r[0].n)), 2);
+  },
+);
+
+bothStores("the site's secret is made once and is the same for every store on the database", async (h) => {
+  const a = h.store();
+  const b = h.store();
+  const [first, second] = await Promise.all([a.siteSecret(), b.siteSecret()]);
+  assert.equal(first, second);
+  assert.equal(atob(first).length, 32);
+  assert.equal(await a.siteSecret(), first);
 });
 
 bothStores("200 concurrent visits through two separate stores count exactly 200", async (h) => {
