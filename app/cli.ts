@@ -1,6 +1,7 @@
 // Command-line flags of the site (`deno task start`) and of `deno task messages`: one table per command, read
 // by both the parser and `--help`. It owns parsing, validation and the help text only: it must never touch the
 // disk or the network, so a bad flag fails before anything starts.
+import { DEFAULT_RATE_LIMIT, parseRateLimit, type RateLimit } from "./rate_limit.ts";
 
 /** The site's configuration, from its flags. */
 export interface SiteConfig {
@@ -39,6 +40,11 @@ export interface SiteConfig {
   idleTimeoutMs: number;
   /** A plain-HTTP port answering every request with a 308 to HTTPS (with `--cert`). Default: none. */
   httpRedirectPort: number | null;
+  /**
+   * The post limit per client address (`--rate-limit N/WINDOW`), or null for none (`--rate-limit off`).
+   * Default 20 per 10 minutes (app/rate_limit.ts).
+   */
+  rateLimit: RateLimit | null;
   /** Peers whose `X-Forwarded-For`/`-Proto` are believed (`--trusted-proxy`, repeatable). Default: loopback. */
   trustedProxies: string[] | null;
   /**
@@ -311,6 +317,13 @@ export const SITE_FLAGS: readonly Flag<SiteConfig>[] = [
       (config.trustedProxies ??= []).push(...value.split(",").map((a) => a.trim()).filter(Boolean)),
   },
   {
+    names: ["--rate-limit"],
+    value: "N/WINDOW",
+    default: "20/10m",
+    meaning: "Accepted posts (contact and uploads) per client address per window, then 429; or off",
+    set: (config, value) => config.rateLimit = parseRateLimit(value),
+  },
+  {
     names: ["--workers"],
     value: "N|auto",
     default: "1",
@@ -480,6 +493,7 @@ export function parseSiteArgs(args: readonly string[]): SiteConfig {
     idleTimeoutMs: parseDuration(DEFAULT_IDLE_TIMEOUT),
     httpRedirectPort: null,
     trustedProxies: null,
+    rateLimit: DEFAULT_RATE_LIMIT,
     workers: 1,
   };
   readFlags(args, SITE_FLAGS, config);

@@ -2,7 +2,8 @@
 // rules (fields, lengths, status codes); it must never answer "sent" before the message is committed, and
 // never lose what a visitor typed because the database failed.
 import { type Context, parseUrlEncoded, type RouteHandler } from "../mod.ts";
-import { type Pages, RETRY_AFTER, sessionIdOf } from "./pages.ts";
+import { type Pages, recordPost, RETRY_AFTER, sessionIdOf } from "./pages.ts";
+import type { PostLimiter } from "./rate_limit.ts";
 import { type StoreBackend, StoreError } from "./store.ts";
 
 /** Contact form limits, in characters: enough for a real name, address and letter; not for a dump. */
@@ -65,6 +66,8 @@ export interface ContactOptions {
   store: Pick<StoreBackend, "addMessage">;
   /** The shared page helpers. */
   pages: Pages;
+  /** The post limit per client address (shared with uploads), or null for none. */
+  limiter: PostLimiter | null;
   /** Idle time allowed between body chunks, in ms. Default: the framework's. */
   bodyTimeoutMs?: number;
 }
@@ -93,7 +96,7 @@ export interface ContactRoutes {
  * ```
  */
 export function contactFlow(options: ContactOptions): ContactRoutes {
-  const { store, pages } = options;
+  const { store, pages, limiter } = options;
   const contactForm = (values: ContactInput, extra: Record<string, unknown> = {}, init: ResponseInit = {}) =>
     pages.render(
       "contact",
@@ -119,6 +122,10 @@ export function contactFlow(options: ContactOptions): ContactRoutes {
       }
       try {
         if (ctx.state.storeError) throw ctx.state.storeError;
+        // Over the post limit: 429, and nothing stored (a valid form only: a visitor fixing a typo is not
+        // held back by it).
+        const wait = limiter === null ? null : await limiter.check(ctx.clientAddr);
+        if (wait !== null) return await pages.tooManyPosts(wait);
         await store.addMessage({ ...values, clientAddr: ctx.clientAddr, sessionId: sessionIdOf(ctx) });
       } catch (err) {
         if (!(err instanceof StoreError)) throw err;
@@ -126,6 +133,7 @@ export function contactFlow(options: ContactOptions): ContactRoutes {
         // What the visitor typed stays on the page: they can send it again in a minute.
         return await contactForm(values, { storeDown: true }, { status: 503, headers: RETRY_AFTER });
       }
+      await recordPost(limiter, ctx.clientAddr);
       // Committed: now, and only now, say so (RFC 9110 §15.4.4: 303 turns the POST into a GET).
       return new Response(null, { status: 303, headers: { location: "/contact/thanks" } });
     },

@@ -1,7 +1,10 @@
-// The home page: static/index.html with the visitor's own visit count in place of its placeholder, the
-// count kept in the database so that instances never lose a visit. It owns the page's file cache and the
-// counting rule; it never shows a count the next visit would not continue from.
-import type { Context, RouteHandler } from "../mod.ts";
+// The home page: static/index.html with the visitor's own visit count in place of its placeholder. A first
+// visit is carried by the visitor in a signed cookie (app/first_visit.ts), so a client that keeps no cookies
+// (a crawler, a scanner, a flood) costs the database nothing; the second visit makes the visitor's row, and
+// from then on the count is kept in the database, so instances never lose a visit. It owns the page's file
+// cache and the counting rule; it never shows a count the next visit would not continue from.
+import { type Context, deleteCookie, getCookies, type RouteHandler, setCookie } from "../mod.ts";
+import { FIRST_VISIT_COOKIE, type FirstVisit, type FirstVisits } from "./first_visit.ts";
 import { htmlResponse, type Pages, sessionOf } from "./pages.ts";
 import { type StoreBackend, StoreError } from "./store.ts";
 
@@ -46,10 +49,46 @@ class HomeFile {
   }
 }
 
+/** First-visit cookies already read, per request: the session middleware reads it first, the page again. */
+const readVisits = new WeakMap<Request, Promise<FirstVisit | null>>();
+
+/**
+ * The first visit a request's cookie proves (this site signed it, within the session's idle time), or null.
+ * Read once per request.
+ *
+ * @param request The request.
+ * @param signer The site's first-visit signer (made on first use).
+ * @param now The clock (ms).
+ * @param maxAgeMs How long a first visit counts toward a second (the session's idle timeout).
+ * @returns The first visit, or null.
+ *
+ * @example
+ * ```ts ignore
+ * const visit = await readFirstVisit(request, firstVisits, Date.now(), 30 * 60_000);
+ * ```
+ */
+export function readFirstVisit(
+  request: Request,
+  signer: () => Promise<FirstVisits>,
+  now: number,
+  maxAgeMs: number,
+): Promise<FirstVisit | null> {
+  let visit = readVisits.get(request);
+  if (visit === undefined) {
+    const cookies = getCookies(request);
+    const value = cookies[FIRST_VISIT_COOKIE] ?? cookies[`__Host-${FIRST_VISIT_COOKIE}`];
+    visit = value === undefined ? Promise.resolve(null) : signer().then((s) => s.check(value, now, maxAgeMs));
+    readVisits.set(request, visit);
+  }
+  return visit;
+}
+
 /** What the home page needs. */
 export interface HomeOptions {
   /** The database's visit counter. */
   store: Pick<StoreBackend, "countVisit" | "visitCount">;
+  /** The site's first-visit signer, made on first use (its secret is in the database). */
+  firstVisits: () => Promise<FirstVisits>;
   /** The static folder holding index.html. */
   staticDir: string;
   /** The shared page helpers (the 404 page when index.html is missing). */
@@ -74,30 +113,52 @@ export interface HomeOptions {
  * ```
  */
 export function homePage(options: HomeOptions): RouteHandler {
-  const { store, pages, clock, sessionIdleMs } = options;
+  const { store, pages, clock, sessionIdleMs, firstVisits } = options;
   const file = new HomeFile(`${options.staticDir}/index.html`);
   return async function home(request: Request, ctx: Context) {
     const parts = await file.parts();
     if (!parts) return await pages.notFound(ctx);
     const session = sessionOf(ctx);
     if (!session) throw ctx.state.storeError ?? new StoreError("No session", "NO_SESSION");
+    // The cookie's name follows the session's: `__Host-` on secure requests (no subdomain can set it).
+    const cookieName = ctx.secure ? `__Host-${FIRST_VISIT_COOKIE}` : FIRST_VISIT_COOKIE;
     let count: number;
-    if (request.method === "GET") {
-      // Counted in the database, in one statement: two requests of one visitor on two instances at once
-      // each add one (reading the count from the session and writing it back would lose one of them).
-      // A new visitor's id is already the one the cookie will carry, so their first visit is 1.
-      const now = clock();
-      count = await store.countVisit(session.id, now, now + sessionIdleMs);
-      if (session.isNew) {
-        // A session is saved, and its cookie sent, only once it holds a value: without the cookie the
-        // next visit would start again at 1, so the page must not claim this one counted (503 instead).
-        session.set("firstVisitAt", now);
-        ctx.state.sessionMustSave = true;
-      }
-    } else {
+    let cookie: ((headers: Headers) => void) | null = null;
+    if (request.method !== "GET") {
       // A HEAD is not a visit: it shows what a GET would, without counting.
       count = session.isNew ? 0 : await store.visitCount(session.id);
+    } else if (!session.isNew) {
+      // Counted in the database, in one statement: two requests of one visitor on two instances at once
+      // each add one (reading the count from the session and writing it back would lose one of them).
+      const now = clock();
+      count = await store.countVisit(session.id, now, now + sessionIdleMs);
+    } else {
+      const now = clock();
+      const visit = await readFirstVisit(request, firstVisits, now, sessionIdleMs);
+      if (visit !== null && visit.id === session.id) {
+        // The second visit: the visitor's row is made now, counting the first, under the id the cookie
+        // carried (so a replayed cookie finds the same row). A session is saved, and its cookie sent, only
+        // once it holds a value: without it the next visit would not continue, so it must save (or 503).
+        count = await store.countVisit(session.id, visit.at, now + sessionIdleMs, 1);
+        session.set("firstVisitAt", visit.at);
+        ctx.state.sessionMustSave = true;
+        cookie = (headers) => deleteCookie(headers, cookieName, { path: "/", secure: ctx.secure });
+      } else {
+        // A first visit: nothing stored. The visitor carries it in a signed cookie; a client that keeps no
+        // cookies comes back as a first visit, and never makes a row.
+        count = 1;
+        const value = await (await firstVisits()).issue(now);
+        cookie = (headers) =>
+          setCookie(headers, cookieName, value, {
+            path: "/",
+            httpOnly: true,
+            sameSite: "Lax",
+            secure: ctx.secure,
+          });
+      }
     }
-    return htmlResponse(parts.join(String(Math.max(count, 1))));
+    const response = htmlResponse(parts.join(String(Math.max(count, 1))));
+    cookie?.(response.headers);
+    return response;
   };
 }

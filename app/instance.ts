@@ -47,6 +47,7 @@ export function startInstance(config: SiteConfig, options: InstanceOptions): Pie
     staticDir: assetDir("static"),
     templatesDir: assetDir("templates"),
     trustedProxies: config.trustedProxies ?? undefined,
+    rateLimit: config.rateLimit,
   });
   return serve({
     hostname: config.host,

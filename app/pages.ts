@@ -2,7 +2,8 @@
 // templates are gone), the 404 page, the 503 log line and its Retry-After, and the visitor's session as the
 // session middleware left it. It owns no route and never touches the database.
 import { type Context, type Session, statusText, type Templates } from "../mod.ts";
-import type { StoreError } from "./store.ts";
+import type { PostLimiter } from "./rate_limit.ts";
+import { StoreError } from "./store.ts";
 
 /** A visitor who got a 503 may retry after this many seconds (RFC 9110 §10.2.3 Retry-After). */
 export const RETRY_AFTER_SECONDS = 30;
@@ -67,6 +68,28 @@ export function sessionIdOf(ctx: Context): string | null {
   return session && !session.isNew ? session.id : null;
 }
 
+/**
+ * Count an accepted post toward the client's limit. The post is stored already, so a database that fails
+ * here is logged, not answered: the visitor must still hear that it was kept (they would send it again).
+ *
+ * @param limiter The post limit, or null for none.
+ * @param clientAddr The client.
+ * @returns When recorded (or given up on).
+ *
+ * @example
+ * ```ts ignore
+ * await recordPost(limiter, ctx.clientAddr);
+ * ```
+ */
+export async function recordPost(limiter: PostLimiter | null, clientAddr: string): Promise<void> {
+  try {
+    await limiter?.record(clientAddr);
+  } catch (err) {
+    if (!(err instanceof StoreError)) throw err;
+    console.warn(`[store] post of ${clientAddr} not counted toward its limit: ${err.message} (${err.code})`);
+  }
+}
+
 /** How the site's pages are answered: shared by the home page, the contact and upload flows and site.ts. */
 export interface Pages {
   /** Render a template page (with the year); plain text with the status if the template is unavailable. */
@@ -75,6 +98,15 @@ export interface Pages {
   notFound(ctx: Context): Promise<Response>;
   /** Log a 503 caused by the database, with the operation and its code. */
   unavailable(err: StoreError, request: Request, ctx: Context): void;
+  /** The 429 page of the post limit: wait this many seconds (sent as Retry-After, RFC 6585 §4). */
+  tooManyPosts(waitSeconds: number): Promise<Response>;
+}
+
+/** A wait for people: "about 7 minutes", "about 40 seconds". */
+function waitText(seconds: number): string {
+  if (seconds < 90) return `about ${seconds} second${seconds === 1 ? "" : "s"}`;
+  const minutes = Math.ceil(seconds / 60);
+  return minutes < 90 ? `about ${minutes} minutes` : `about ${Math.ceil(minutes / 60)} hours`;
 }
 
 /**
@@ -114,5 +146,12 @@ export function createPages(templates: Templates): Pages {
     unavailable: (err, request, ctx) => {
       console.warn(`[store] 503 for ${request.method} ${ctx.url.pathname}: ${err.message} (${err.code})`);
     },
+    tooManyPosts: (waitSeconds) =>
+      render("error", {
+        title: "Please wait a little",
+        status: 429,
+        message: "Many messages and files have come from your address in a short time, so this one was not " +
+          `kept. Please try again in ${waitText(waitSeconds)}.`,
+      }, { status: 429, headers: { "retry-after": String(waitSeconds) } }),
   };
 }

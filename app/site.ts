@@ -17,8 +17,10 @@ import {
   Templates,
 } from "../mod.ts";
 import { contactFlow } from "./contact.ts";
-import { homePage } from "./home.ts";
+import { FirstVisits } from "./first_visit.ts";
+import { homePage, readFirstVisit } from "./home.ts";
 import { createPages, RETRY_AFTER } from "./pages.ts";
+import { DEFAULT_RATE_LIMIT, PostLimiter, type RateLimit } from "./rate_limit.ts";
 import { type StoreBackend, StoreError } from "./store.ts";
 import { uploadFlow } from "./upload.ts";
 
@@ -37,7 +39,15 @@ const SESSION_PATHS: ReadonlySet<string> = new Set(["/", "/index.html", "/contac
  */
 export type SiteStore = Pick<
   StoreBackend,
-  "sessions" | "addMessage" | "addUpload" | "schemaVersion" | "countVisit" | "visitCount"
+  | "sessions"
+  | "addMessage"
+  | "addUpload"
+  | "schemaVersion"
+  | "countVisit"
+  | "visitCount"
+  | "postsSince"
+  | "recordPost"
+  | "siteSecret"
 >;
 
 /** Options for {@link createSite}. */
@@ -65,6 +75,11 @@ export interface SiteOptions {
   sessionOptions?: Omit<SessionOptions, "store">;
   /** Peers whose `X-Forwarded-*` headers are believed. Default: the framework's, loopback only. */
   trustedProxies?: readonly string[];
+  /**
+   * Accepted posts (contact messages and uploads together) per client address and window; past it a post
+   * gets 429 and nothing is stored. Null for no limit. Default {@link DEFAULT_RATE_LIMIT}, 20 per 10 minutes.
+   */
+  rateLimit?: RateLimit | null;
 }
 
 /**
@@ -75,8 +90,12 @@ export interface SiteOptions {
  * save (`ctx.state.sessionMustSave`: a new visitor's home page, whose count goes on only with the cookie),
  * which then becomes a 503.
  */
-function siteSessions(store: SiteStore, options: Omit<SessionOptions, "store">): Middleware {
-  const inner = sessions({ ...options, store: store.sessions });
+function siteSessions(
+  store: SiteStore,
+  options: Omit<SessionOptions, "store">,
+  adoptId: SessionOptions["adoptId"],
+): Middleware {
+  const inner = sessions({ ...options, store: store.sessions, adoptId });
   return async function siteSessions(request, next, ctx) {
     // Decoded, so `/%69ndex.html` (the home page too) gets its session like `/index.html`.
     if (!SESSION_PATHS.has(decodePathOnce(ctx.url.pathname) ?? "")) return await next();
@@ -140,23 +159,32 @@ function accessLog(write: (line: string) => void): Middleware {
  */
 export function createSite(options: SiteOptions): Router {
   const { store } = options;
+  const clock = options.sessionOptions?.now ?? Date.now;
+  const sessionIdleMs = options.sessionOptions?.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  // The first-visit cookie's signer, over the secret every instance reads from the database: made on first
+  // use (a failing database then fails that page with 503, as any of its pages would).
+  let signer: Promise<FirstVisits> | null = null;
+  const firstVisits = () =>
+    signer ??= store.siteSecret().then((secret) =>
+      FirstVisits.withSecret(Uint8Array.from(atob(secret), (c) => c.charCodeAt(0)))
+    ).catch((err) => {
+      signer = null;
+      throw err;
+    });
+  const rate = options.rateLimit === undefined ? DEFAULT_RATE_LIMIT : options.rateLimit;
+  const limiter = rate === null ? null : new PostLimiter(store, rate, clock);
   const staticDir = options.staticDir ?? "static";
   const pages = createPages(
     new Templates(options.templatesDir ?? "templates", { dev: options.dev ?? false }),
   );
   const files = staticFiles(staticDir);
   const accessLogSink = options.accessLog === undefined ? console.log : options.accessLog;
-  const home = homePage({
-    store,
-    staticDir,
-    pages,
-    clock: options.sessionOptions?.now ?? Date.now,
-    sessionIdleMs: options.sessionOptions?.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-  });
-  const contact = contactFlow({ store, pages, bodyTimeoutMs: options.bodyTimeoutMs });
+  const home = homePage({ store, staticDir, pages, clock, sessionIdleMs, firstVisits });
+  const contact = contactFlow({ store, pages, limiter, bodyTimeoutMs: options.bodyTimeoutMs });
   const upload = uploadFlow({
     store,
     pages,
+    limiter,
     uploadDir: options.uploadDir,
     maxUploadBytes: options.maxUploadBytes,
     bodyTimeoutMs: options.bodyTimeoutMs,
@@ -221,7 +249,11 @@ export function createSite(options: SiteOptions): Router {
   if (accessLogSink) router.use(accessLog(accessLogSink));
   router.use(securityHeaders());
   router.use(crossOriginProtection());
-  router.use(siteSessions(store, options.sessionOptions ?? {}));
+  router.use(siteSessions(store, options.sessionOptions ?? {}, async (request) => {
+    // A visitor back with a first-visit cookie becomes the session that cookie names (app/home.ts).
+    const visit = await readFirstVisit(request, firstVisits, clock(), sessionIdleMs);
+    return visit?.id;
+  }));
 
   // The route table.
   router.get("/", home);

@@ -3,7 +3,8 @@
 // partial file under a final name, nor a file the database does not know about.
 import { basename } from "node:path";
 import { type Context, HttpError, readMultipart, type RouteHandler, type UploadedFile } from "../mod.ts";
-import { type Pages, RETRY_AFTER, sessionIdOf } from "./pages.ts";
+import { type Pages, recordPost, RETRY_AFTER, sessionIdOf } from "./pages.ts";
+import type { PostLimiter } from "./rate_limit.ts";
 import { type StoreBackend, StoreError } from "./store.ts";
 
 /** The longest upload description, in characters. */
@@ -59,6 +60,8 @@ export interface UploadOptions {
   store: Pick<StoreBackend, "addUpload">;
   /** The shared page helpers. */
   pages: Pages;
+  /** The post limit per client address (shared with contact messages), or null for none. */
+  limiter: PostLimiter | null;
   /** Where uploaded files go; they are written into its {@link INCOMING_DIR} first. */
   uploadDir: string;
   /** The largest uploaded file, in bytes. */
@@ -89,7 +92,7 @@ export interface UploadRoutes {
  * ```
  */
 export function uploadFlow(options: UploadOptions): UploadRoutes {
-  const { store, pages, uploadDir, maxUploadBytes } = options;
+  const { store, pages, limiter, uploadDir, maxUploadBytes } = options;
   const incomingDir = `${uploadDir}/${INCOMING_DIR}`;
   const maxUploadText = formatBytes(maxUploadBytes);
   const uploadForm = (extra: Record<string, unknown> = {}, init: ResponseInit = {}) =>
@@ -105,6 +108,18 @@ export function uploadFlow(options: UploadOptions): UploadRoutes {
   return {
     form: () => uploadForm(),
     async submit(request: Request, ctx: Context) {
+      // Over the post limit: 429 before a byte of the file is read, and nothing stored.
+      let wait: number | null = null;
+      try {
+        wait = limiter === null ? null : await limiter.check(ctx.clientAddr);
+      } catch (err) {
+        if (!(err instanceof StoreError)) throw err;
+        pages.unavailable(err, request, ctx);
+        return await uploadForm({
+          error: "The site's database is not answering right now. Please try again in a minute.",
+        }, { status: 503, headers: RETRY_AFTER });
+      }
+      if (wait !== null) return await pages.tooManyPosts(wait);
       let files: UploadedFile[];
       let fields: URLSearchParams;
       try {
@@ -169,6 +184,7 @@ export function uploadFlow(options: UploadOptions): UploadRoutes {
             "Please try again in a minute.",
         }, { status: 503, headers: RETRY_AFTER });
       }
+      await recordPost(limiter, ctx.clientAddr);
       return await pages.render("upload-done", {
         title: "Upload received",
         navUpload: true,

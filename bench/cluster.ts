@@ -133,10 +133,19 @@ const lua = (s: string) => JSON.stringify(s); // a JSON string of ASCII is a val
 async function sessionCookies(port: number, client: Deno.HttpClient, count: number): Promise<string[]> {
   const cookies: string[] = [];
   for (let i = 0; i < count; i++) {
-    const res = await fetch(`https://127.0.0.1:${port}/`, { client });
+    // A first visit is carried in a signed cookie; the second visit makes the session a returning visitor has.
+    const first = await fetch(`https://127.0.0.1:${port}/`, { client });
+    await first.body?.cancel();
+    const firstVisit = first.headers.get("set-cookie")?.split(";")[0];
+    if (first.status !== 200 || !firstVisit) {
+      throw new Error(`GET / through nginx: ${first.status}, no cookie`);
+    }
+    const res = await fetch(`https://127.0.0.1:${port}/`, { client, headers: { cookie: firstVisit } });
     await res.body?.cancel();
-    const cookie = res.headers.get("set-cookie")?.split(";")[0];
-    if (res.status !== 200 || !cookie) throw new Error(`GET / through nginx: ${res.status}, no cookie`);
+    const cookie = res.headers.getSetCookie().find((c) => /^(__Host-)?pier_sid=/.test(c))?.split(";")[0];
+    if (res.status !== 200 || !cookie) {
+      throw new Error(`GET / through nginx: ${res.status}, no session cookie`);
+    }
     cookies.push(cookie);
   }
   return cookies;
@@ -195,7 +204,18 @@ export async function runCluster(
     const uploads = `${work}/uploads`;
     await Deno.mkdir(uploads);
     // The production flags (docs/deploy.md), --quiet because nginx logs every request already.
-    const args = ["--database", url.href, "--uploads", uploads, "--idle-timeout", "75s", "--quiet"];
+    // --rate-limit off: the POST scenario sends thousands of posts from wrk's one address.
+    const args = [
+      "--database",
+      url.href,
+      "--uploads",
+      uploads,
+      "--idle-timeout",
+      "75s",
+      "--quiet",
+      "--rate-limit",
+      "off",
+    ];
     for (const size of SIZES) {
       const instances = await startInstances(Array(size).fill(site), uploads, args);
       try {

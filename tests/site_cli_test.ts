@@ -57,8 +57,12 @@ Deno.test("parseSiteArgs() fills the defaults: 127.0.0.1:8000, 25 MB uploads, da
     idleTimeoutMs: 75_000,
     httpRedirectPort: null,
     trustedProxies: null,
+    rateLimit: { limit: 20, windowMs: 10 * 60 * 1000 },
     workers: 1,
   });
+  assert.equal(parseSiteArgs(["--rate-limit", "off"]).rateLimit, null);
+  assert.deepEqual(parseSiteArgs(["--rate-limit=5/30s"]).rateLimit, { limit: 5, windowMs: 30_000 });
+  assert.throws(() => parseSiteArgs(["--rate-limit", "lots"]), /--rate-limit "lots"/);
 });
 
 Deno.test("parseSiteArgs() reads the production flags: --idle-timeout, --http-redirect-port, --trusted-proxy", () => {
@@ -190,6 +194,7 @@ const SITE_SAMPLES: Record<string, string> = {
   "--database-pool": "4",
   "--idle-timeout": "90s",
   "--trusted-proxy": "10.0.0.5",
+  "--rate-limit": "5/1m",
   "--workers": "2",
   "--quiet": "",
   "--dev": "",

@@ -7,7 +7,7 @@ import { CONTACT_LIMITS, validateContact } from "../app/contact.ts";
 import { createSite } from "../app/site.ts";
 import { formatBytes, INCOMING_DIR } from "../app/upload.ts";
 import { freshDatabase } from "./fixtures/postgres.ts";
-import { formPost, INFO, memorySite, sessionCookie } from "./fixtures/site_fixture.ts";
+import { CookieJar, formPost, INFO, memorySite, sessionCookie } from "./fixtures/site_fixture.ts";
 
 const BASE = "http://localhost";
 
@@ -47,37 +47,78 @@ Deno.test("formatBytes() writes sizes in binary units", () => {
   for (const [bytes, text] of cases) assert.equal(formatBytes(bytes), text, String(bytes));
 });
 
-Deno.test("the home page counts the visitor's own visits through the session cookie", async () => {
+Deno.test("the home page counts the visitor's own visits: the first in a signed cookie, then in the database", async () => {
   const site = await memorySite();
   try {
-    const first = await site.fetch(new Request(`${BASE}/`));
+    const jar = new CookieJar();
+    const visit = async (method = "GET") => {
+      const res = await site.fetch(new Request(`${BASE}/`, { method, headers: { cookie: jar.header() } }));
+      jar.update(res);
+      return res;
+    };
+    const first = await visit();
     assert.equal(first.status, 200);
     assert.equal(first.headers.get("content-type"), "text/html; charset=utf-8");
     assert.equal(first.headers.get("cache-control"), "no-store");
     const html = await first.text();
     assert.match(html, /visit number <strong class="visit-count">1<\/strong>/);
     assert.ok(!html.includes("{{VISIT_COUNT}}"));
-    const cookie = sessionCookie(first);
-    assert.ok(cookie?.startsWith("pier_sid="), String(cookie));
+    // The first visit is carried by the visitor, signed: no session, no row.
+    assert.match(
+      first.headers.get("set-cookie") ?? "",
+      /^pier_first=[0-9a-f-]{36}\.\d+\.[\w-]+; Path=\/; HttpOnly; SameSite=Lax$/,
+    );
+    assert.equal(jar.get("pier_sid"), undefined);
+    const rows = () => {
+      const db = new DatabaseSync(`${site.dir}/site.db`);
+      try {
+        return db.prepare("SELECT id, visit_count FROM sessions").all() as {
+          id: string;
+          visit_count: number;
+        }[];
+      } finally {
+        db.close();
+      }
+    };
+    assert.deepEqual(rows(), []);
 
-    const second = await site.fetch(new Request(`${BASE}/index.html`, { headers: { cookie: cookie! } }));
+    // The second visit makes the session, under the id the cookie carried, counting both visits.
+    const second = await visit();
     assert.match(await second.text(), /visit-count">2</);
+    const sid = jar.get("pier_sid")!;
+    assert.ok(sid, "the session cookie is set on the second visit");
+    assert.equal(jar.get("pier_first"), undefined, "the first-visit cookie is cleared");
+    assert.equal(sid, first.headers.get("set-cookie")!.split("=")[1].split(".")[0]);
     // HEAD shows the same page without counting a visit, and without a body.
-    const head = await site.fetch(new Request(`${BASE}/`, { method: "HEAD", headers: { cookie: cookie! } }));
+    const head = await visit("HEAD");
     assert.equal(head.status, 200);
     assert.equal(head.body, null);
-    const third = await site.fetch(new Request(`${BASE}/`, { headers: { cookie: cookie! } }));
-    assert.match(await third.text(), /visit-count">3</);
+    assert.match(await (await visit()).text(), /visit-count">3</);
+    assert.deepEqual(rows().map((r) => [r.id, Number(r.visit_count)]), [[sid, 3]]);
 
-    // Another visitor starts at 1; the count lives in the sessions table.
-    const other = await site.fetch(new Request(`${BASE}/`));
-    assert.match(await other.text(), /visit-count">1</);
+    // Another visitor starts at 1.
+    assert.match(await (await site.fetch(new Request(`${BASE}/`))).text(), /visit-count">1</);
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("a client that keeps no cookies makes no database row, however many times it comes", async () => {
+  const site = await memorySite();
+  try {
+    for (let i = 0; i < 200; i++) {
+      const res = await site.fetch(new Request(`${BASE}/`));
+      assert.match(await res.text(), /visit-count">1</);
+    }
     const db = new DatabaseSync(`${site.dir}/site.db`);
-    const row = db.prepare("SELECT visit_count FROM sessions WHERE id = ?").get(cookie!.split("=")[1]) as {
-      visit_count: number;
-    };
+    const { n } = db.prepare("SELECT count(*) AS n FROM sessions").get() as { n: number };
     db.close();
-    assert.equal(Number(row.visit_count), 3);
+    assert.equal(Number(n), 0);
+    // A forged or foreign first-visit cookie is a first visit again, not a session.
+    const forged = `pier_first=${crypto.randomUUID()}.${Date.now()}.AAAA`;
+    const res = await site.fetch(new Request(`${BASE}/`, { headers: { cookie: forged } }));
+    assert.match(await res.text(), /visit-count">1</);
+    assert.match(res.headers.get("set-cookie") ?? "", /^pier_first=/);
   } finally {
     await site.close();
   }
@@ -111,8 +152,12 @@ Deno.test("the profile page greets any single segment, HTML-escaped", async () =
 Deno.test("POST /contact stores a valid message, then answers 303 to the thank-you page", async () => {
   const site = await memorySite();
   try {
-    const home = await site.fetch(new Request(`${BASE}/`));
-    const cookie = sessionCookie(home)!;
+    // Two visits make a session (the first is only a signed cookie); the message records its id.
+    const jar = new CookieJar();
+    for (let i = 0; i < 2; i++) {
+      jar.update(await site.fetch(new Request(`${BASE}/`, { headers: { cookie: jar.header() } })));
+    }
+    const cookie = jar.header();
     const res = await site.fetch(
       formPost(`${BASE}/contact`, { name: " Ada ", email: "ada@example.com", message: "Hi\r\nthere" }, {
         cookie,
@@ -126,7 +171,7 @@ Deno.test("POST /contact stores a valid message, then answers 303 to the thank-y
     assert.equal(message.email, "ada@example.com");
     assert.equal(message.message, "Hi\r\nthere");
     assert.equal(message.clientAddr, "127.0.0.1");
-    assert.equal(message.sessionId, cookie.split("=")[1]);
+    assert.equal(message.sessionId, jar.get("pier_sid"));
     const thanks = await site.fetch(new Request(`${BASE}/contact/thanks`));
     assert.equal(thanks.status, 200);
     assert.match(await thanks.text(), /Thank you!/);
