@@ -6,7 +6,7 @@ import type { SessionStore } from "../mod.ts";
 import { Caller, type Remote, remote } from "./_rpc.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import { type SessionOpName, STORE_OP_NAMES, type StoreOps } from "./store_ops.ts";
-import { type SqliteWorkerOps, storeWorkerSource } from "./store_worker.ts";
+import { type BatchCall, type BatchResult, type SqliteWorkerOps, storeWorkerSource } from "./store_worker.ts";
 
 /**
  * How long SQLite waits for a lock held by another connection (`deno task messages`, a backup) before it
@@ -114,6 +114,12 @@ export function callsThrough(send: (op: keyof StoreOps, args: unknown[]) => Prom
   };
 }
 
+/**
+ * The most calls one batch carries: a batch holds the Worker for its whole length, so a very deep queue goes in
+ * several, and a slow call (a long list) delays at most this many others.
+ */
+const MAX_BATCH_CALLS = 64;
+
 /** Options for {@link Store}. */
 export interface StoreOptions {
   /** See {@link DEFAULT_BUSY_TIMEOUT_MS}. */
@@ -177,6 +183,15 @@ export class Store implements StoreBackend {
   #url: string | null = null;
   #opened: Promise<unknown> | null = null;
   #closed = false;
+  /** Calls waiting for the one with the Worker to come back (see #call). */
+  readonly #waiting: {
+    op: keyof StoreOps;
+    args: unknown[];
+    resolve: (value: unknown) => void;
+    reject: (reason: unknown) => void;
+  }[] = [];
+  /** A call or batch is with the Worker. */
+  #sending = false;
 
   /**
    * Prepare a store for the database at `path` (its folder must exist). Nothing starts until the first call.
@@ -238,7 +253,49 @@ export class Store implements StoreBackend {
       });
     }
     await this.#opened;
-    return await this.#ensureCaller().call(op, args);
+    // Group commit: a call made while another is with the Worker waits for it, and then all that waited go
+    // as one batch, in one transaction and one fsync (synchronous=FULL costs an fsync per commit). Under load
+    // a batch holds about as many calls as requests are in flight; alone, a call goes as it is.
+    return await new Promise((resolve, reject) => {
+      this.#waiting.push({ op, args, resolve, reject });
+      if (!this.#sending) this.#send();
+    });
+  }
+
+  /** Send what waits, one call or one batch at a time, until nothing waits. */
+  async #send(): Promise<void> {
+    this.#sending = true;
+    try {
+      while (this.#waiting.length > 0) {
+        const calls = this.#waiting.splice(0, MAX_BATCH_CALLS);
+        let caller: Caller<SqliteWorkerOps>;
+        try {
+          caller = this.#ensureCaller();
+        } catch (err) {
+          for (const call of calls) call.reject(err);
+          continue;
+        }
+        if (calls.length === 1) {
+          const [call] = calls;
+          await caller.call(call.op, call.args).then(call.resolve, call.reject);
+          continue;
+        }
+        try {
+          const batch: BatchCall[] = calls.map(({ op, args }) => ({ op, args }));
+          // The Worker's answer to "batch", as SqliteWorkerOps says (data across threads is typed by the table).
+          const results = await caller.call("batch", [batch]) as BatchResult[];
+          results.forEach((result, i) => {
+            if (result.ok) calls[i].resolve(result.value);
+            else calls[i].reject(new StoreError(result.message, result.code));
+          });
+        } catch (err) {
+          // The batch failed as a whole (the commit, a lock, the Worker): none of its calls happened.
+          for (const call of calls) call.reject(err);
+        }
+      }
+    } finally {
+      this.#sending = false;
+    }
   }
 
   #ensureCaller(): Caller<SqliteWorkerOps> {

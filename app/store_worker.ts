@@ -26,12 +26,29 @@ export interface OpenSettings {
   listLimit: number;
 }
 
-/** What the Worker answers: the table, and opening and closing its database. */
+/** One call of a {@link SqliteWorkerOps.batch}: an operation of the table and its arguments. */
+export interface BatchCall {
+  /** The operation. */
+  op: keyof StoreOps;
+  /** Its arguments. */
+  args: unknown[];
+}
+
+/** What one call of a batch came to: its value, or its error's message and code. */
+export type BatchResult = { ok: true; value: unknown } | { ok: false; message: string; code: string };
+
+/** What the Worker answers: the table, opening and closing its database, and a batch of calls. */
 export interface SqliteWorkerOps extends StoreOps {
   /** Open and migrate the database (nothing when it is open already). */
   open(settings: OpenSettings): void;
   /** Close the database, checkpointing the WAL. */
   close(): void;
+  /**
+   * Run several calls in one transaction, each in its own savepoint (one failing leaves the others), and
+   * commit once: one fsync for all of them (group commit). Each call's result, in order; when the commit
+   * itself fails, the batch fails and none of them happened.
+   */
+  batch(calls: BatchCall[]): BatchResult[];
 }
 
 /** What the Worker's body would import but is handed instead (see the note at the top), and its `self`. */
@@ -126,7 +143,12 @@ export function storeWorkerMain(Database: typeof DatabaseSync, imports: WorkerIm
         // of the machine, not only of the process (in WAL mode NORMAL would already survive SIGKILL).
         // The lock wait first: switching a new file to WAL takes a lock another opener may hold.
         d.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(given.busyTimeoutMs))}`);
-        d.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;`);
+        // journal_size_limit: after a checkpoint the WAL file is cut back to 16 MiB, so a burst of writes does
+        // not leave a large file behind for good.
+        d.exec(
+          `PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+           PRAGMA journal_size_limit = ${16 * 1024 * 1024};`,
+        );
         migrate(d, given.migrations);
         // The size cap: past it a write fails with "database or disk is full" (a 503), as a full disk would.
         const pageSize = Number(d.prepare("PRAGMA page_size").get()?.page_size);
@@ -254,7 +276,40 @@ export function storeWorkerMain(Database: typeof DatabaseSync, imports: WorkerIm
       return statement("SELECT * FROM uploads ORDER BY created_at DESC, id DESC LIMIT ?").all(limit)
         .map(uploadFromRow);
     },
+    batch(calls) {
+      const d = need();
+      const results: BatchResult[] = [];
+      d.exec("BEGIN");
+      try {
+        for (const { op, args } of calls) {
+          d.exec("SAVEPOINT call");
+          try {
+            const handler: unknown = Object.hasOwn(table, op) ? Reflect.get(table, op) : undefined;
+            if (typeof handler !== "function") {
+              throw Object.assign(new Error(`Unknown operation ${JSON.stringify(op)}`), { code: "BAD_OP" });
+            }
+            results.push({ ok: true, value: Reflect.apply(handler, table, args) });
+            d.exec("RELEASE call");
+          } catch (err) {
+            d.exec("ROLLBACK TO call");
+            d.exec("RELEASE call");
+            const code =
+              typeof err === "object" && err !== null && "code" in err && typeof err.code === "string"
+                ? err.code
+                : "ERROR";
+            results.push({ ok: false, message: err instanceof Error ? err.message : String(err), code });
+          }
+        }
+        d.exec("COMMIT");
+      } catch (err) {
+        if (d.isTransaction) d.exec("ROLLBACK");
+        throw err;
+      }
+      return results;
+    },
   } satisfies SqliteWorkerOps;
+  // What a batch may run: the table's operations, not opening, closing or another batch.
+  const { open: _open, close: _close, batch: _batch, ...table } = ops;
 
   answerCalls(scope, ops);
 }

@@ -257,6 +257,40 @@ bothStores("uploads are recorded and listed newest first; a stored name is uniqu
 });
 
 bothStores(
+  "calls at once are each answered on their own: one failing leaves the others committed",
+  async (h) => {
+    // On SQLite, calls made while another is with the Worker go as one batch, one transaction (group commit):
+    // each runs in its own savepoint, so a failure rolls back that call only.
+    const store = h.store();
+    const upload = (storedName: string): NewUpload => ({
+      storedName,
+      originalName: "a.txt",
+      size: 1,
+      contentType: "text/plain",
+      sha256: "",
+      description: "",
+      clientAddr: "127.0.0.1",
+      sessionId: null,
+    });
+    await store.addUpload(upload("taken"));
+    const settled = await Promise.allSettled([
+      ...Array.from({ length: 30 }, (_, i) => store.addMessage(message(i))),
+      store.addUpload(upload("taken")), // a duplicate stored name: this one fails
+      ...Array.from({ length: 30 }, (_, i) => store.countVisit(`visitor-${i % 3}`, 1, 2)),
+    ]);
+    const failed = settled.filter((r) => r.status === "rejected");
+    assert.equal(failed.length, 1);
+    assert.ok((failed[0] as PromiseRejectedResult).reason instanceof StoreError);
+    assert.equal((await store.listMessages(100)).length, 30);
+    assert.deepEqual((await store.listUploads()).map((u) => u.storedName), ["taken"]);
+    assert.deepEqual(
+      await Promise.all([0, 1, 2].map((i) => store.visitCount(`visitor-${i}`))),
+      [10, 10, 10],
+    );
+  },
+);
+
+bothStores(
   "sessions fulfil the SessionStore contract; saving one never touches its visit count",
   async (h) => {
     const store = h.store();
