@@ -54,6 +54,7 @@ export {
   type CrossOriginProtectionOptions,
   DEFAULT_CONTENT_SECURITY_POLICY,
   securityHeaders,
+  securityHeadersFor,
   type SecurityHeadersOptions,
 } from "./server/security.ts";
 

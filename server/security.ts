@@ -144,6 +144,31 @@ export interface SecurityHeadersOptions {
  * ```
  */
 export function securityHeaders(options: SecurityHeadersOptions = {}): Middleware {
+  const add = securityHeadersFor(options);
+  return async function securityHeaders(_request, next, ctx) {
+    return add(await next(), ctx.secure);
+  };
+}
+
+/**
+ * The work of {@link securityHeaders} as a plain function, for a handler that answers without middleware
+ * (a static file served before the router, say): it adds the same headers to a response, never replacing one
+ * it has, copying a response whose headers are immutable.
+ *
+ * @param options Replacement values, or false to leave a header out.
+ * @returns `(response, secure) => response`, where `secure` says the request came over TLS.
+ *
+ * @example
+ * ```ts
+ * import { securityHeadersFor } from "./security.ts";
+ * const add = securityHeadersFor();
+ * const res = add(new Response("hi"), false);
+ * console.log(res.headers.get("x-content-type-options")); // "nosniff"
+ * ```
+ */
+export function securityHeadersFor(
+  options: SecurityHeadersOptions = {},
+): (response: Response, secure: boolean) => Response {
   const html: [string, string][] = [];
   const csp = options.contentSecurityPolicy ?? DEFAULT_CONTENT_SECURITY_POLICY;
   if (csp !== false) html.push(["content-security-policy", csp]);
@@ -153,11 +178,10 @@ export function securityHeaders(options: SecurityHeadersOptions = {}): Middlewar
   if (frame !== false) html.push(["x-frame-options", frame]);
   const hsts = options.strictTransportSecurity ?? `max-age=${DEFAULT_HSTS_MAX_AGE}`;
 
-  return async function securityHeaders(_request, next, ctx) {
-    let response = await next();
+  return (response, secure) => {
     const wanted: [string, string][] = [["x-content-type-options", "nosniff"]];
     if (isHtml(response.headers.get("content-type"))) wanted.push(...html);
-    if (ctx.secure && hsts !== false) wanted.push(["strict-transport-security", hsts]);
+    if (secure && hsts !== false) wanted.push(["strict-transport-security", hsts]);
     const missing = wanted.filter(([name]) => !response.headers.has(name));
     if (missing.length === 0) return response;
     try {
