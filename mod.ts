@@ -30,7 +30,9 @@ export {
   type MethodNotAllowedHandler,
   type RouteMatch,
   Router,
+  ROUTER_VERBS,
   type RouterOptions,
+  type RouterVerbs,
 } from "./server/router.ts";
 export { errorResponse, HttpError, type HttpErrorOptions, statusText } from "./server/errors.ts";
 export {

@@ -26,6 +26,18 @@ const METHOD_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
  */
 const STANDARD_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"]);
 
+/**
+ * The methods that have a shorthand on {@link Router}, named in lower case: `router.get(pattern, handler)` is
+ * `router.on("GET", pattern, handler)`. One table, so the shorthands are one function and one doc comment.
+ *
+ * @example
+ * ```ts
+ * import { ROUTER_VERBS } from "./router.ts";
+ * console.log(ROUTER_VERBS.includes("patch")); // true
+ * ```
+ */
+export const ROUTER_VERBS = ["get", "post", "put", "delete", "patch"] as const;
+
 /** RFC 9110 §5.6.2 token: what a method name may be. */
 const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -193,7 +205,45 @@ function headResponse(response: Response): Response {
 }
 
 /**
- * An HTTP router with middleware.
+ * The shorthand methods of {@link Router}, one per name of {@link ROUTER_VERBS}: `get`, `post`, `put`,
+ * `delete` and `patch`. Each takes a pattern and a handler, adds the route for its method, upper-cased, and
+ * returns the router; a GET route also serves HEAD.
+ *
+ * @example
+ * ```ts
+ * import { Router } from "./router.ts";
+ * new Router()
+ *   .get("/posts", () => Response.json([]))
+ *   .post("/posts", () => new Response(null, { status: 201 }))
+ *   .delete("/posts/:id", () => new Response(null, { status: 204 }));
+ * ```
+ */
+export type RouterVerbs = {
+  /**
+   * Add a route for this verb's method, upper-cased: `get(pattern, handler)` is `on("GET", pattern, handler)`
+   * (a GET route also serves HEAD).
+   *
+   * @param pattern The path pattern.
+   * @param handler The route handler.
+   * @returns The router, for chaining.
+   * @throws {TypeError} When the pattern is invalid.
+   * @throws {Error} When the router has started matching.
+   *
+   * @example
+   * ```ts
+   * import { Router } from "./router.ts";
+   * new Router().put("/profile/:name", (_req, ctx) => new Response(ctx.params.name));
+   * ```
+   */
+  [Verb in typeof ROUTER_VERBS[number]]: (pattern: string, handler: RouteHandler) => Router;
+};
+
+/** {@link Router}'s verb shorthands, declared from {@link ROUTER_VERBS}; assigned below the class. */
+export interface Router extends RouterVerbs {}
+
+/**
+ * An HTTP router with middleware. Routes are added with `on(method, pattern, handler)`, or with a verb's
+ * shorthand: `get`, `post`, `put`, `delete` or `patch` ({@link RouterVerbs}).
  *
  * Patterns: static segments (`/about`), named params (`/profile/:name`), params with a regex constraint
  * on the whole segment (`/post/:id(\d+)`; the regex may not contain `/`), and a trailing wildcard
@@ -260,91 +310,6 @@ export class Router {
    */
   readonly fetch = (request: Request, info: ServeHandlerInfo): Promise<Response> =>
     this.#handle(request, info);
-
-  /**
-   * Add a GET route (which also serves HEAD).
-   *
-   * @param pattern The path pattern.
-   * @param handler The route handler.
-   * @returns The router, for chaining.
-   *
-   * @example
-   * ```ts
-   * import { Router } from "./router.ts";
-   * new Router().get("/profile/:name", (_req, ctx) => new Response(ctx.params.name));
-   * ```
-   */
-  get(pattern: string, handler: RouteHandler): this {
-    return this.on("GET", pattern, handler);
-  }
-
-  /**
-   * Add a POST route.
-   *
-   * @param pattern The path pattern.
-   * @param handler The route handler.
-   * @returns The router, for chaining.
-   *
-   * @example
-   * ```ts
-   * import { Router } from "./router.ts";
-   * new Router().post("/posts", () => new Response(null, { status: 201 }));
-   * ```
-   */
-  post(pattern: string, handler: RouteHandler): this {
-    return this.on("POST", pattern, handler);
-  }
-
-  /**
-   * Add a PUT route.
-   *
-   * @param pattern The path pattern.
-   * @param handler The route handler.
-   * @returns The router, for chaining.
-   *
-   * @example
-   * ```ts
-   * import { Router } from "./router.ts";
-   * new Router().put("/posts/:id", () => new Response(null, { status: 204 }));
-   * ```
-   */
-  put(pattern: string, handler: RouteHandler): this {
-    return this.on("PUT", pattern, handler);
-  }
-
-  /**
-   * Add a DELETE route.
-   *
-   * @param pattern The path pattern.
-   * @param handler The route handler.
-   * @returns The router, for chaining.
-   *
-   * @example
-   * ```ts
-   * import { Router } from "./router.ts";
-   * new Router().delete("/posts/:id", () => new Response(null, { status: 204 }));
-   * ```
-   */
-  delete(pattern: string, handler: RouteHandler): this {
-    return this.on("DELETE", pattern, handler);
-  }
-
-  /**
-   * Add a PATCH route.
-   *
-   * @param pattern The path pattern.
-   * @param handler The route handler.
-   * @returns The router, for chaining.
-   *
-   * @example
-   * ```ts
-   * import { Router } from "./router.ts";
-   * new Router().patch("/posts/:id", () => new Response(null, { status: 204 }));
-   * ```
-   */
-  patch(pattern: string, handler: RouteHandler): this {
-    return this.on("PATCH", pattern, handler);
-  }
 
   /**
    * Add a route for one or more methods. Method names are case-sensitive (RFC 9110 §9.1), so `"get"` is
@@ -553,6 +518,14 @@ export class Router {
       return errorResponse(error, request);
     }
   }
+}
+
+// The verb shorthands, made from the table: one function, where five written out would drift apart.
+for (const verb of ROUTER_VERBS) {
+  const method = verb.toUpperCase();
+  Router.prototype[verb] = function (this: Router, pattern: string, handler: RouteHandler): Router {
+    return this.on(method, pattern, handler);
+  };
 }
 
 /** A handler that returns something else (a string, undefined) is a bug; say which one. */
