@@ -24,7 +24,13 @@ export type { Refusal } from "./server/conn.ts";
 export { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./server/http1.ts";
 
 // Framework: router, errors, cookies, templates, security
-export type { Context, Middleware, RouteHandler } from "./server/context.ts";
+export {
+  type Context,
+  type ContextOptions,
+  createContext,
+  type Middleware,
+  type RouteHandler,
+} from "./server/context.ts";
 export {
   type ErrorHandler,
   type MethodNotAllowedHandler,

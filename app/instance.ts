@@ -3,6 +3,7 @@
 // both behave the same. It owns no signals and no store lifetime.
 import { type PierServer, type Refusal, serve } from "../mod.ts";
 import { type SiteConfig, uploadDirOf } from "./cli.ts";
+import { BufferedLog } from "./access_log.ts";
 import { createSite, type SiteStore, UPLOAD_SLACK_BYTES } from "./site.ts";
 
 /**
@@ -38,18 +39,21 @@ export interface InstanceOptions {
  * @returns The running server.
  */
 export function startInstance(config: SiteConfig, options: InstanceOptions): PierServer {
+  // One buffered access log for the site's answers and the engine's refusals: written every quarter second
+  // and when the server has finished (a graceful stop loses no line).
+  const log = config.quiet ? null : new BufferedLog();
   const site = createSite({
     store: options.store,
     uploadDir: uploadDirOf(config),
     maxUploadBytes: config.maxUploadBytes,
-    accessLog: config.quiet ? null : console.log,
+    accessLog: log?.line ?? null,
     dev: config.dev,
     staticDir: assetDir("static"),
     templatesDir: assetDir("templates"),
     trustedProxies: config.trustedProxies ?? undefined,
     rateLimit: config.rateLimit,
   });
-  return serve({
+  const server = serve({
     hostname: config.host,
     port: options.port,
     ...options.tls,
@@ -61,11 +65,13 @@ export function startInstance(config: SiteConfig, options: InstanceOptions): Pie
     onListen: options.onListen,
     // Requests the engine refuses on its own (malformed, over a limit, unknown method, head timeout) get
     // an access-log line too, in the same shape, with the reason after it.
-    onRefused: config.quiet ? undefined : (r: Refusal) =>
-      console.log(
+    onRefused: log === null ? undefined : (r: Refusal) =>
+      log.line(
         `${new Date().toISOString()} ${r.remoteAddr.hostname} ${r.method ?? "-"} ${
           r.target === null ? "-" : r.target.split("?", 1)[0]
         } ${r.status} - 0.0ms refused: ${r.reason}`,
       ),
   }, site.fetch);
+  server.finished.then(() => log?.close());
+  return server;
 }

@@ -3,6 +3,7 @@
 // static files, sessions, the access log, /healthz, and the 404, 405 and error pages in the site's style. It
 // must never show a visitor an internal error, and a database failure is a 503 the visitor can retry.
 import {
+  createContext,
   crossOriginProtection,
   decodePathOnce,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -10,12 +11,15 @@ import {
   type Middleware,
   Router,
   securityHeaders,
+  securityHeadersFor,
+  type ServeHandlerInfo,
   type SessionOptions,
   sessions,
   staticFiles,
   statusText,
   Templates,
 } from "../mod.ts";
+import { accessLine } from "./access_log.ts";
 import { contactFlow } from "./contact.ts";
 import { FirstVisits } from "./first_visit.ts";
 import { homePage, readFirstVisit } from "./home.ts";
@@ -129,22 +133,25 @@ function accessLog(write: (line: string) => void): Middleware {
   return async function accessLog(request, next, ctx) {
     const start = performance.now();
     const response = await next();
-    const ms = (performance.now() - start).toFixed(1);
-    const bytes = response.headers.get("content-length") ?? (response.body === null ? "0" : "-");
-    // The path only: a query string may carry what a visitor typed, which has no place in a log.
-    write(
-      `${new Date().toISOString()} ${ctx.clientAddr} ${request.method} ${ctx.url.pathname} ` +
-        `${response.status} ${bytes} ${ms}ms`,
-    );
+    write(accessLine(request, ctx, response, performance.now() - start));
     return response;
   };
 }
 
+/** The site as `serve()` takes it: a handler. */
+export interface Site {
+  /** Answer one request: a static file at once when the path names one, else the routes. */
+  fetch(request: Request, info: ServeHandlerInfo): Promise<Response>;
+}
+
 /**
- * Build the site: a {@link Router} whose `fetch` is the handler for `serve()`.
+ * Build the site: a handler for `serve()`. A GET or HEAD of a path that no route has and that names a file
+ * of the static folder is answered from the file at once (no router miss, no session, no template), with
+ * the security headers and an access-log line; anything else goes to the routes, whose 404 page also
+ * serves files (a miss falls through as it always did).
  *
  * @param options The store, upload folder and limit, folders, log and session options.
- * @returns The router.
+ * @returns The site's handler.
  *
  * @example
  * ```ts ignore
@@ -157,7 +164,7 @@ function accessLog(write: (line: string) => void): Middleware {
  * serve({ maxBodyBytes: maxUploadBytes + UPLOAD_SLACK_BYTES }, site.fetch);
  * ```
  */
-export function createSite(options: SiteOptions): Router {
+export function createSite(options: SiteOptions): Site {
   const { store } = options;
   const clock = options.sessionOptions?.now ?? Date.now;
   const sessionIdleMs = options.sessionOptions?.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
@@ -268,7 +275,37 @@ export function createSite(options: SiteOptions): Router {
   router.get("/contact/thanks", contact.thanks);
   router.get("/upload", upload.form);
   router.post("/upload", upload.submit);
-  return router;
+  const addSecurityHeaders = securityHeadersFor();
+  /** Whether a route has this path (one whose params fail to decode counts: the router answers its 400). */
+  const routed = (path: string) => {
+    try {
+      return router.match("GET", path) !== null;
+    } catch {
+      return true;
+    }
+  };
+  const trustedProxies = { trustedProxies: options.trustedProxies };
+  return {
+    async fetch(request, info) {
+      const method = request.method;
+      if (method === "GET" || method === "HEAD") {
+        const start = performance.now();
+        const ctx = createContext(request, info, trustedProxies);
+        const path = ctx.url.pathname;
+        // Routes first (a file never shadows one), and `/%69ndex.html` is the home page, not its raw file.
+        if (!routed(path) && decodePathOnce(path) !== "/index.html") {
+          const found = await files(request, info);
+          if (found !== null && found.status !== 404) {
+            const response = addSecurityHeaders(found, ctx.secure);
+            accessLogSink?.(accessLine(request, ctx, response, performance.now() - start));
+            return response;
+          }
+          await found?.body?.cancel();
+        }
+      }
+      return await router.fetch(request, info);
+    },
+  };
 }
 
 /**

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { PostgresStore } from "../app/postgres_store.ts";
+import { Store } from "../app/store.ts";
 import { CONTACT_LIMITS, validateContact } from "../app/contact.ts";
 import { createSite } from "../app/site.ts";
 import { formatBytes, INCOMING_DIR } from "../app/upload.ts";
@@ -121,6 +122,66 @@ Deno.test("a client that keeps no cookies makes no database row, however many ti
     assert.match(res.headers.get("set-cookie") ?? "", /^pier_first=/);
   } finally {
     await site.close();
+  }
+});
+
+Deno.test("a static file is answered before the routes: no session, no database, headers and a log line", async () => {
+  const lines: string[] = [];
+  let calls = 0;
+  const dir = await Deno.makeTempDir({ prefix: "pier-site-static-" });
+  const store = new Store(`${dir}/site.db`);
+  // Every store call counted: a static file must cost the database nothing.
+  const counted = new Proxy(store, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (name === "sessions") {
+        return new Proxy(value, {
+          get: (t, n) => typeof t[n] === "function" ? (...a: unknown[]) => (calls++, t[n](...a)) : t[n],
+        });
+      }
+      return typeof value === "function" ? (...a: unknown[]) => (calls++, value.apply(target, a)) : value;
+    },
+  });
+  const site = createSite({
+    store: counted,
+    uploadDir: dir,
+    maxUploadBytes: 1024,
+    staticDir: new URL("../static", import.meta.url).pathname,
+    templatesDir: new URL("../templates", import.meta.url).pathname,
+    accessLog: (line) => void lines.push(line),
+  });
+  try {
+    const res = await site.fetch(
+      new Request(`${BASE}/style.css?v=2`, { headers: { "x-forwarded-for": "198.51.100.4" } }),
+      INFO,
+    );
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /^text\/css/);
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(res.headers.get("set-cookie"), null);
+    const css = await res.text();
+    assert.ok(css.length > 0);
+    const head = await site.fetch(new Request(`${BASE}/style.css`, { method: "HEAD" }), INFO);
+    assert.equal(head.status, 200);
+    assert.equal(head.body, null);
+    assert.equal(calls, 0, "no store call for a static file");
+    assert.equal(lines.length, 2);
+    assert.match(
+      lines[0],
+      /^\S+Z 198\.51\.100\.4 GET \/style\.css 200 \d+ \d+\.\dms$/,
+      "the query stays out",
+    );
+    // The home page is a route, also as /%69ndex.html; a miss falls through to the 404 page.
+    assert.match(
+      await (await site.fetch(new Request(`${BASE}/%69ndex.html`), INFO)).text(),
+      /visit-count">1</,
+    );
+    const missing = await site.fetch(new Request(`${BASE}/no-such-file.css`), INFO);
+    assert.equal(missing.status, 404);
+    assert.match(await missing.text(), /not found/i);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
