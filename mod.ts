@@ -40,6 +40,7 @@ export {
   type RouterOptions,
   type RouterVerbs,
 } from "./server/router.ts";
+export type { MatchedRoute, RouteMatcher } from "./server/router_trie.ts";
 export { errorResponse, HttpError, type HttpErrorOptions, statusText } from "./server/errors.ts";
 export {
   type CookieOptions,

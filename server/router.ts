@@ -1,19 +1,11 @@
 // The router: maps a method and path to a route handler, with middleware around it. It owns matching,
 // 404/405/OPTIONS/HEAD (RFC 9110 §9.3) and turning errors into responses; it must never read a body.
-// Routes live in one segment trie per method, built once on the first request; matching walks it without
-// building strings for static segments, so a lookup costs a few hundred nanoseconds (bench/router_bench.ts).
+// Finding the route for a path is the matcher's job (router_trie.ts by default, any other behind the same
+// interface), so this file holds what every matcher shares: HTTP's answers around a match, and middleware.
 import { type Context, createContext, type Middleware, type RouteHandler } from "./context.ts";
-import { errorResponse, HttpError } from "./errors.ts";
+import { errorResponse } from "./errors.ts";
+import { type RouteMatcher, TrieMatcher } from "./router_trie.ts";
 import type { ServeHandlerInfo } from "./types.ts";
-
-/** A param name: an identifier, so it can be read as `ctx.params.name`. */
-const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** A param segment: `:name` with an optional `(regex)` constraint that must match the whole segment. */
-const PARAM_SEGMENT = /^:([^(]*)(?:\((.*)\))?$/;
-
-/** The name under which a trailing `*` stores the rest of the path. */
-const WILDCARD = "*";
 
 /**
  * Methods listed first in `Allow`, in this order, so the header reads the same whatever the route order;
@@ -64,6 +56,12 @@ export interface RouterOptions {
   methodNotAllowed?: MethodNotAllowedHandler;
   /** Turns a thrown error into a response. Default: `errorResponse` (HttpError status, or a logged 500). */
   onError?: ErrorHandler;
+  /**
+   * Makes the matcher that holds the routes, once per router. Default: {@link TrieMatcher}, a segment trie
+   * per method. Another matcher must take the same patterns and pass the router's shared table of cases
+   * (`server/router_cases_test.ts`).
+   */
+  matcher?: <T>() => RouteMatcher<T>;
 }
 
 /** The result of {@link Router.match}. */
@@ -78,98 +76,11 @@ export interface RouteMatch {
   method: string;
 }
 
+/** What the router keeps with each route in its matcher. */
 interface Route {
   method: string;
   pattern: string;
   handler: RouteHandler;
-  /** Param names in path order; a trailing wildcard is named "*". */
-  names: string[];
-}
-
-interface ParamEdge {
-  /** The constraint, anchored; null for a plain param. */
-  constraint: RegExp | null;
-  /** The constraint source, to tell two edges apart when building the trie. */
-  source: string;
-  node: Node;
-}
-
-interface Node {
-  statics: Map<string, Node> | null;
-  /** Constrained edges first, then the plain one, so a constraint is the more specific choice. */
-  params: ParamEdge[];
-  wildcard: Route | null;
-  route: Route | null;
-}
-
-type Segment =
-  | { kind: "static"; value: string }
-  | { kind: "param"; name: string; constraint: RegExp | null; source: string }
-  | { kind: "wildcard" };
-
-function newNode(): Node {
-  return { statics: null, params: [], wildcard: null, route: null };
-}
-
-/**
- * Put a static pattern segment into the form request paths have after URL parsing (RFC 3986 §2.1), so
- * `/café` matches a request for `/caf%C3%A9`.
- */
-function canonicalSegment(segment: string): string {
-  return new URL(`http://h/${segment}`).pathname.slice(1);
-}
-
-function parsePattern(pattern: string): Segment[] {
-  if (!pattern.startsWith("/")) throw new TypeError(`Route pattern must start with "/": ${pattern}`);
-  const parts = pattern.slice(1).split("/");
-  const segments: Segment[] = [];
-  const seen = new Set<string>();
-  parts.forEach((part, i) => {
-    if (part === WILDCARD) {
-      if (i !== parts.length - 1) {
-        throw new TypeError(`Route pattern ${pattern}: "*" must be the last segment`);
-      }
-      segments.push({ kind: "wildcard" });
-    } else if (part.startsWith(":")) {
-      const m = PARAM_SEGMENT.exec(part);
-      const name = m?.[1] ?? "";
-      if (!PARAM_NAME.test(name)) throw new TypeError(`Route pattern ${pattern}: bad parameter ${part}`);
-      if (seen.has(name)) throw new TypeError(`Route pattern ${pattern}: parameter ${name} appears twice`);
-      seen.add(name);
-      const source = m?.[2];
-      let constraint: RegExp | null = null;
-      if (source !== undefined) {
-        try {
-          constraint = new RegExp(`^(?:${source})$`);
-        } catch (e) {
-          throw new TypeError(
-            `Route pattern ${pattern}: bad constraint for ${name}: ${(e as Error).message}`,
-          );
-        }
-      }
-      segments.push({ kind: "param", name, constraint, source: source ?? "" });
-    } else {
-      segments.push({ kind: "static", value: canonicalSegment(part) });
-    }
-  });
-  return segments;
-}
-
-/**
- * Percent-decode a param once (RFC 3986 §2.1). Malformed escapes, bytes that are not UTF-8, and NUL are
- * the client's fault (a 400), and a NUL in a name that reaches the file system or a database is a classic
- * injection, so it is refused here for every route.
- */
-function decodeParam(raw: string): string {
-  if (!raw.includes("%")) return raw;
-  let value: string;
-  try {
-    value = decodeURIComponent(raw);
-  } catch {
-    throw new HttpError(400, "Malformed percent-encoding in the path");
-  }
-  if (value.includes("\0")) throw new HttpError(400, "NUL in the path");
-  return value;
 }
 
 function sortMethods(methods: Iterable<string>): string[] {
@@ -267,21 +178,25 @@ export interface Router extends RouterVerbs {}
  * const router = new Router()
  *   .get("/", () => new Response("home"))
  *   .get("/post/:id(\\d+)", (_req, ctx) => new Response(`post ${ctx.params.id}`));
- * const info = { remoteAddr: { transport: "tcp" as const, hostname: "127.0.0.1", port: 1 }, completed: Promise.resolve() };
+ * const remoteAddr = { transport: "tcp" as const, hostname: "127.0.0.1", port: 1 };
+ * const info = { remoteAddr, completed: Promise.resolve() };
  * const res = await router.fetch(new Request("http://localhost/post/7"), info);
  * console.log(await res.text()); // "post 7"
  * ```
  */
 export class Router {
-  #routes: Route[] = [];
+  #matcher: RouteMatcher<Route>;
+  /** Every method some route has: any other that is not standard is a 501. */
+  #methods = new Set<string>();
   #middleware: Middleware[] = [];
-  #trees: Map<string, Node> | null = null;
+  /** Set by the first match: routes and middleware are fixed from then on. */
+  #started = false;
   #options: RouterOptions;
 
   /**
    * Create an empty router.
    *
-   * @param options Trusted proxies and the 404, 405 and error handlers.
+   * @param options Trusted proxies, the 404, 405 and error handlers, and the matcher.
    *
    * @example
    * ```ts
@@ -291,6 +206,7 @@ export class Router {
    */
   constructor(options: RouterOptions = {}) {
     this.#options = options;
+    this.#matcher = options.matcher ? options.matcher<Route>() : new TrieMatcher<Route>();
   }
 
   /**
@@ -304,7 +220,8 @@ export class Router {
    * ```ts
    * import { Router } from "./router.ts";
    * const router = new Router().get("/", () => new Response("hi"));
-   * const info = { remoteAddr: { transport: "tcp" as const, hostname: "127.0.0.1", port: 1 }, completed: Promise.resolve() };
+   * const remoteAddr = { transport: "tcp" as const, hostname: "127.0.0.1", port: 1 };
+   * const info = { remoteAddr, completed: Promise.resolve() };
    * console.log((await router.fetch(new Request("http://localhost/"), info)).status); // 200
    * ```
    */
@@ -330,17 +247,16 @@ export class Router {
    */
   on(method: string | readonly string[], pattern: string, handler: RouteHandler): this {
     const methods = typeof method === "string" ? [method] : method;
-    if (this.#trees) {
+    if (this.#started) {
       throw new Error(`Router: cannot add ${methods.join(",")} ${pattern} after matching started`);
     }
     if (typeof handler !== "function") throw new TypeError(`Route ${pattern}: handler must be a function`);
-    const segments = parsePattern(pattern);
-    const names = segments.flatMap((s) =>
-      s.kind === "param" ? [s.name] : s.kind === "wildcard" ? [WILDCARD] : []
-    );
     for (const m of methods) {
       if (!METHOD_TOKEN.test(m)) throw new TypeError(`Route ${pattern}: invalid method ${JSON.stringify(m)}`);
-      this.#routes.push({ method: m, pattern, handler, names });
+    }
+    for (const m of methods) {
+      this.#matcher.add(m, pattern, { method: m, pattern, handler });
+      this.#methods.add(m);
     }
     return this;
   }
@@ -364,7 +280,7 @@ export class Router {
    * ```
    */
   use(middleware: Middleware): this {
-    if (this.#trees) throw new Error("Router: cannot add middleware after matching started");
+    if (this.#started) throw new Error("Router: cannot add middleware after matching started");
     if (typeof middleware !== "function") throw new TypeError("Router: middleware must be a function");
     this.#middleware.push(middleware);
     return this;
@@ -386,18 +302,12 @@ export class Router {
    * ```
    */
   match(method: string, pathname: string): RouteMatch | null {
-    const trees = this.#trees ?? this.#compile();
-    const values: string[] = [];
-    const tree = trees.get(method);
-    let route = tree ? find(tree, pathname, 1, values) : null;
-    if (!route && method === "HEAD") {
-      const get = trees.get("GET");
-      route = get ? find(get, pathname, 1, values) : null;
-    }
-    if (!route) return null;
-    const params: Record<string, string> = {};
-    for (let i = 0; i < route.names.length; i++) params[route.names[i]] = decodeParam(values[i]);
-    return { handler: route.handler, params, pattern: route.pattern, method: route.method };
+    this.#started = true;
+    let found = this.#matcher.match(method, pathname);
+    if (!found && method === "HEAD") found = this.#matcher.match("GET", pathname);
+    if (!found) return null;
+    const route = found.value;
+    return { handler: route.handler, params: found.params, pattern: route.pattern, method: route.method };
   }
 
   /**
@@ -415,31 +325,17 @@ export class Router {
    * ```
    */
   allowed(pathname: string): string[] {
-    const trees = this.#trees ?? this.#compile();
-    const methods = new Set<string>();
-    for (const [method, tree] of trees) {
-      if (find(tree, pathname, 1, [])) methods.add(method);
-    }
+    this.#started = true;
+    const methods = new Set(this.#matcher.methods(pathname));
     if (methods.size === 0) return [];
     if (methods.has("GET")) methods.add("HEAD");
     methods.add("OPTIONS");
     return sortMethods(methods);
   }
 
-  #compile(): Map<string, Node> {
-    const trees = new Map<string, Node>();
-    for (const route of this.#routes) {
-      let tree = trees.get(route.method);
-      if (!tree) trees.set(route.method, tree = newNode());
-      insert(tree, parsePattern(route.pattern), route);
-    }
-    this.#trees = trees;
-    return trees;
-  }
-
   async #handle(request: Request, info: ServeHandlerInfo): Promise<Response> {
     const ctx = createContext(request, info, { trustedProxies: this.#options.trustedProxies });
-    if (!this.#trees) this.#compile();
+    this.#started = true;
     const middleware = this.#middleware;
     const run = async (i: number): Promise<Response> => {
       if (i === middleware.length) return await this.#dispatch(request, ctx);
@@ -473,7 +369,7 @@ export class Router {
         ctx.params = found.params;
         return checked(await found.handler(request, ctx), `route ${found.pattern}`);
       }
-      if (!STANDARD_METHODS.has(request.method) && !this.#trees!.has(request.method)) {
+      if (!STANDARD_METHODS.has(request.method) && !this.#methods.has(request.method)) {
         // RFC 9110 §9.1: a method no route implements is not implemented by this server.
         return new Response("Not Implemented", {
           status: 501,
@@ -532,70 +428,4 @@ for (const verb of ROUTER_VERBS) {
 function checked(value: unknown, who: string): Response {
   if (value instanceof Response) return value;
   throw new TypeError(`${who} returned ${value === null ? "null" : typeof value}, not a Response`);
-}
-
-function insert(root: Node, segments: Segment[], route: Route): void {
-  let node = root;
-  for (const segment of segments) {
-    if (segment.kind === "static") {
-      node.statics ??= new Map();
-      let child = node.statics.get(segment.value);
-      if (!child) node.statics.set(segment.value, child = newNode());
-      node = child;
-    } else if (segment.kind === "param") {
-      let edge = node.params.find((e) => e.source === segment.source);
-      if (!edge) {
-        edge = { constraint: segment.constraint, source: segment.source, node: newNode() };
-        node.params.push(edge);
-        // Constrained edges before the plain one; among constrained ones, the order of registration.
-        node.params.sort((a, b) => Number(a.constraint === null) - Number(b.constraint === null));
-      }
-      node = edge.node;
-    } else {
-      if (node.wildcard) throw duplicate(route, node.wildcard);
-      node.wildcard = route;
-      return;
-    }
-  }
-  if (node.route) throw duplicate(route, node.route);
-  node.route = route;
-}
-
-function duplicate(route: Route, existing: Route): Error {
-  return new Error(
-    `Router: ${route.method} ${route.pattern} duplicates ${existing.method} ${existing.pattern}`,
-  );
-}
-
-/**
- * Walk the trie from `start` (just past a "/"), most specific branch first, backtracking on a dead end.
- * Raw param values are pushed onto `values` in path order; on failure the array is left as it was.
- */
-function find(node: Node, path: string, start: number, values: string[]): Route | null {
-  if (start > path.length) return node.route;
-  let end = path.indexOf("/", start);
-  if (end === -1) end = path.length;
-  const segment = path.slice(start, end);
-  if (node.statics) {
-    const child = node.statics.get(segment);
-    if (child) {
-      const found = find(child, path, end + 1, values);
-      if (found) return found;
-    }
-  }
-  // An empty segment ("/a//b", or the "" after a trailing slash) is not a value for a param.
-  if (segment !== "") {
-    for (const edge of node.params) {
-      if (edge.constraint && !edge.constraint.test(decodeParam(segment))) continue;
-      values.push(segment);
-      const found = find(edge.node, path, end + 1, values);
-      if (found) return found;
-      values.pop();
-    }
-  }
-  if (node.wildcard) {
-    values.push(path.slice(start));
-    return node.wildcard;
-  }
-  return null;
 }

@@ -9,7 +9,7 @@ const info: ServeHandlerInfo = {
   completed: Promise.resolve(),
 };
 
-Deno.test("Router has one shorthand per verb of ROUTER_VERBS, each adding a route for its method", async () => {
+Deno.test("Router has a shorthand per verb of ROUTER_VERBS, each adding a route for its method", async () => {
   assert.deepEqual([...ROUTER_VERBS], ["get", "post", "put", "delete", "patch"]);
   const router = new Router();
   for (const verb of ROUTER_VERBS) {
