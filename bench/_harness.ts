@@ -341,15 +341,24 @@ export function hasNginx(): Promise<boolean> {
 
 /**
  * Start nginx serving `root` on a free 127.0.0.1 port: one worker (one core, like the Deno servers),
- * sendfile on, access_log off, its own prefix folder under `work` so nothing touches /etc or /var.
+ * sendfile on, access_log off (or on, in its default format, with `accessLog`), its own prefix folder under
+ * `work` so nothing touches /etc or /var.
  *
  * @param work A scratch folder that must be readable by nginx's worker user (made 0755 here).
  * @param root The folder served at `/`.
  * @param pin Pin it to CPU 0 like the other servers. Default true.
+ * @param options `accessLog`: write nginx's default access log (to its prefix folder). Default off.
  */
-export async function startNginx(work: string, root: string, pin = true): Promise<ServerProc> {
+export async function startNginx(
+  work: string,
+  root: string,
+  pin = true,
+  options: { accessLog?: boolean } = {},
+): Promise<ServerProc> {
   await Deno.chmod(work, 0o755); // the worker may run as nobody
-  const prefix = `${work}/nginx`;
+  // With the access log on: nginx's default (the combined format, one buffered write per request), to
+  // compare with a server that logs its requests too.
+  const prefix = `${work}/nginx${options.accessLog ? "-logged" : ""}`;
   await Deno.mkdir(`${prefix}/logs`, { recursive: true });
   const port = freePort();
   await Deno.writeTextFile(
@@ -360,7 +369,7 @@ pid ${prefix}/nginx.pid;
 error_log ${prefix}/logs/error.log warn;
 events { worker_connections 1024; }
 http {
-  access_log off;
+  access_log ${options.accessLog ? `${prefix}/logs/access.log` : "off"};
   sendfile on;
   tcp_nopush on;
   keepalive_requests 1000000;

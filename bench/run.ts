@@ -1,7 +1,8 @@
-// `deno task bench`: Pier against Deno.serve, node:http (Deno's Node layer), Node.js and nginx on seven
+// `deno task bench`: Pier against Deno.serve, node:http (Deno's Node layer), Node.js and nginx on nine
 // scenarios (plaintext keep-alive, pipelined x16, a new connection per request and keep-alive over TLS, a
-// routed page, a 4 KiB and a 1 MiB static file), in interleaved rounds so a busy machine slows every server
-// alike; then the memory of 10,000 held keep-alive connections. Prints one table of requests/s and server CPU
+// routed page, a 4 KiB and a 1 MiB static file by serveStatic alone, and the same two files through the whole
+// site with its access log on, against nginx with its own), in interleaved rounds so a busy machine slows
+// every server alike; then the memory of 10,000 held keep-alive connections. Prints one table of requests/s and server CPU
 // time per request, with ratios to Pier. Needs wrk; nginx for its static rows, Node.js for its plaintext
 // rows, openssl for the TLS row's throwaway certificate (each skipped with a note if missing).
 // Then the `site` scenarios (bench/site.ts): the real site's home page for new and returning visitors, with
@@ -9,7 +10,7 @@
 // front of 1 and 3 instances sharing PostgreSQL, when PIER_BENCH_POSTGRES_URL or PIER_TEST_POSTGRES_URL
 // names a server.
 // Flags: --rounds N (3), --seconds S (5), --skip-memory, --only a,b (scenario ids: plaintext, pipelined,
-// close, tls, routed, static-4k, static-1m; or "memory", "site", "cluster"),
+// close, tls, routed, static-4k, static-1m, site-4k, site-1m; or "memory", "site", "cluster"),
 // --write docs/benchmarks.md (also writes benchmarks.svg beside it; `--only site` and `--only cluster` write
 // only the page's site or cluster section, and the other scenarios rewrite the page but keep those sections).
 import {
@@ -51,10 +52,11 @@ const ONLY = option("--only")?.split(",");
 const WRITE = option("--write");
 const CONNECTIONS = 50;
 const APP = new URL("./servers/app.ts", import.meta.url).pathname;
+const TEMPLATES = new URL("../templates", import.meta.url).pathname;
 const NODE_HELLO = new URL("./servers/node_hello.mjs", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
-type App = "hello" | "routed" | "static";
+type App = "hello" | "routed" | "static" | "site";
 interface Scenario {
   id: string;
   label: string;
@@ -83,6 +85,10 @@ const SCENARIOS: Scenario[] = [
   { id: "routed", label: "routed page, 51 routes", app: "routed", path: ROUTED_PATH },
   { id: "static-4k", label: "static file, 4 KiB", app: "static", path: "/4k.bin" },
   { id: "static-1m", label: "static file, 1 MiB", app: "static", path: "/1m.bin" },
+  // The same files through the whole site (createSite, its static-first path), its access log on, against
+  // nginx with its default access log on.
+  { id: "site-4k", label: "static 4 KiB via the site, logs on", app: "site", path: "/4k.bin" },
+  { id: "site-1m", label: "static 1 MiB via the site, logs on", app: "site", path: "/1m.bin" },
 ];
 const known = [...SCENARIOS.map((s) => s.id), "memory", "site", "cluster"];
 for (const id of ONLY ?? []) {
@@ -141,22 +147,52 @@ interface Contender {
 const denoServer = (kind: string, name: string): Contender => ({
   name,
   start: (app, root, tls) =>
-    tls && kind !== "pier" && kind !== "deno" ? null : startServer(name, Deno.execPath(), [
-      "run",
-      "--config",
-      CONFIG,
-      "--allow-net=127.0.0.1",
-      `--allow-read=${[root, ...(tls ? [tls.cert, tls.key] : [])].join(",")}`,
-      APP,
-      kind,
-      app,
-      ...(app === "static" ? [root] : []),
-      ...(tls ? ["--cert", tls.cert, "--key", tls.key] : []),
-    ]),
+    // The site rows are Pier's site against nginx only (pierSite below).
+    app === "site" || (tls && kind !== "pier" && kind !== "deno")
+      ? null
+      : startServer(name, Deno.execPath(), [
+        "run",
+        "--config",
+        CONFIG,
+        "--allow-net=127.0.0.1",
+        `--allow-read=${[root, ...(tls ? [tls.cert, tls.key] : [])].join(",")}`,
+        APP,
+        kind,
+        app,
+        ...(app === "static" ? [root] : []),
+        ...(tls ? ["--cert", tls.cert, "--key", tls.key] : []),
+      ]),
 });
 const pierPublic = denoServer("pier-public", "Pier, public API");
+/** The portfolio site over a folder, its access log written to a file in `data` (app.ts's `site` app). */
+const pierSite: Contender = {
+  name: "Pier",
+  start: (app, root, tls) => {
+    if (app !== "site" || tls) return null;
+    const data = `${root}/../site-data`;
+    return Deno.mkdir(data, { recursive: true }).then(() =>
+      startServer("Pier", Deno.execPath(), [
+        "run",
+        "--config",
+        CONFIG,
+        "--allow-net=127.0.0.1",
+        `--allow-read=${root},${TEMPLATES},${data}`,
+        `--allow-write=${data}`,
+        APP,
+        "pier",
+        "site",
+        root,
+        data,
+      ])
+    );
+  },
+};
 const CONTENDERS: Contender[] = [
-  denoServer("pier", "Pier"),
+  {
+    name: "Pier",
+    start: (app, root, tls) =>
+      app === "site" ? pierSite.start(app, root, tls) : denoServer("pier", "Pier").start(app, root, tls),
+  },
   // The engine with server/_fast.ts off: what the Deno fast paths are worth.
   pierPublic,
   denoServer("deno", "Deno.serve"),
@@ -176,7 +212,14 @@ const CONTENDERS: Contender[] = [
   },
   {
     name: "nginx",
-    start: (app, root, tls) => HAS_NGINX && app === "static" && !tls ? startNginx(`${root}/..`, root) : null,
+    start: (app, root, tls) =>
+      !HAS_NGINX || tls
+        ? null
+        : app === "static"
+        ? startNginx(`${root}/..`, root)
+        : app === "site"
+        ? startNginx(`${root}/..`, root, true, { accessLog: true })
+        : null,
   },
 ];
 
@@ -211,7 +254,7 @@ const note = (text: string) => {
   notes.push(text);
 };
 try {
-  for (const app of ["hello", "routed", "static"] as const) {
+  for (const app of ["hello", "routed", "static", "site"] as const) {
     // The TLS scenario needs its own processes: a server listens either with TLS or without.
     for (const tls of [false, true]) {
       const scenarios = selected.filter((s) => s.app === app && !!s.tls === tls);

@@ -16,9 +16,10 @@ const flag = (name: string) => {
 };
 // The flags come after the words.
 const firstFlag = Deno.args.findIndex((a) => a.startsWith("--"));
-const [kind, app, root] = firstFlag < 0 ? Deno.args : Deno.args.slice(0, firstFlag);
+const [kind, app, root, data] = firstFlag < 0 ? Deno.args : Deno.args.slice(0, firstFlag);
 const USAGE =
-  "usage: app.ts pier|pier-public|deno|node|floor hello|routed|static <root> [--cert FILE --key FILE]";
+  "usage: app.ts pier|pier-public|deno|node|floor hello|routed|static <root> [--cert FILE --key FILE]" +
+  "\n       app.ts pier site <root> <data>";
 const certFile = flag("--cert"), keyFile = flag("--key");
 // Read here so the server sees the PEM text, as serve() and Deno.serve take it.
 const tls = certFile && keyFile
@@ -29,6 +30,31 @@ if (tls && kind !== "pier" && kind !== "deno") {
   Deno.exit(2);
 }
 const BODY = "Hello, World!";
+
+/**
+ * The portfolio site (app/site.ts) serving `root` as its static folder, with the repository's templates, a
+ * store in `data`, and its buffered access log on, written to `data/access.log` (as nginx writes its own).
+ */
+async function siteOver(root: string, data: string): Promise<Handler> {
+  const { createSite } = await import("../../app/site.ts");
+  const { Store } = await import("../../app/store.ts");
+  const { BufferedLog } = await import("../../app/access_log.ts");
+  const file = await Deno.open(`${data}/access.log`, { write: true, create: true, append: true });
+  const encoder = new TextEncoder();
+  const log = new BufferedLog((text) => {
+    const bytes = encoder.encode(text);
+    for (let off = 0; off < bytes.length;) off += file.writeSync(bytes.subarray(off));
+  });
+  const site = createSite({
+    store: new Store(`${data}/site.db`),
+    uploadDir: data,
+    maxUploadBytes: 1024 * 1024,
+    staticDir: root,
+    templatesDir: new URL("../../templates", import.meta.url).pathname,
+    accessLog: log.line,
+  });
+  return site.fetch;
+}
 const ready = (p: number) => console.log(`ready ${p}`);
 // Connections are held open as long as clients want: the memory benchmark holds 10,000 of them.
 const IDLE_MS = 10 * 60 * 1000;
@@ -37,6 +63,7 @@ let handler: Handler;
 if (app === "hello") handler = () => new Response(BODY);
 else if (app === "routed") handler = routedApp().fetch;
 else if (app === "static" && root) handler = serveStatic(root);
+else if (app === "site" && root && data && kind === "pier") handler = await siteOver(root, data);
 else {
   console.error(USAGE);
   Deno.exit(2);
