@@ -39,6 +39,7 @@ export {
   ROUTER_VERBS,
   type RouterOptions,
   type RouterVerbs,
+  type UseOptions,
 } from "./server/router.ts";
 export type { MatchedRoute, RouteMatcher } from "./server/router_trie.ts";
 export { errorResponse, HttpError, type HttpErrorOptions, statusText } from "./server/errors.ts";

@@ -5,6 +5,7 @@
 import { type Context, createContext, type Middleware, type RouteHandler } from "./context.ts";
 import { errorResponse } from "./errors.ts";
 import { type RouteMatcher, TrieMatcher } from "./router_trie.ts";
+import { decodePathOnce } from "./safe_path.ts";
 import type { ServeHandlerInfo } from "./types.ts";
 
 /**
@@ -74,6 +75,48 @@ export interface RouteMatch {
   pattern: string;
   /** The route's method: "GET" when a HEAD request fell back to a GET route. */
   method: string;
+}
+
+/**
+ * Options for {@link Router.use} with a path.
+ *
+ * @example
+ * ```ts
+ * import type { UseOptions } from "./router.ts";
+ * const homeOnly: UseOptions = { exact: true };
+ * ```
+ */
+export interface UseOptions {
+  /**
+   * Run only on the paths given, not below them. Default false: a path is a prefix, so `/contact` covers
+   * `/contact/thanks` too, and `/` covers every path; an exact `/` is the home page alone.
+   */
+  exact?: boolean;
+}
+
+/** Middleware as added, with the paths it runs on (null for every path). */
+interface Layer {
+  middleware: Middleware;
+  scope: ((path: string) => boolean) | null;
+}
+
+/**
+ * Which decoded paths a `use(path, ...)` covers. A prefix ends at a segment boundary: `/contact` covers
+ * `/contact` and `/contact/...`, never `/contacts`; one that ends in `/` covers what is below it.
+ */
+function scopeOf(paths: string | readonly string[], options: UseOptions): (path: string) => boolean {
+  const list = typeof paths === "string" ? [paths] : [...paths];
+  if (list.length === 0) throw new TypeError("Router.use: the list of paths is empty");
+  const decoded = list.map((path) => {
+    // Written as a URL path; escapes in it are decoded once, as the request's path is.
+    const text = typeof path === "string" && path.startsWith("/") ? decodePathOnce(path) : null;
+    if (text === null) throw new TypeError(`Router.use: bad path ${JSON.stringify(path)}`);
+    return text;
+  });
+  const exact = new Set(decoded);
+  if (options.exact) return (path) => exact.has(path);
+  const prefixes = decoded.map((path) => path.endsWith("/") ? path : `${path}/`);
+  return (path) => exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix));
 }
 
 /** What the router keeps with each route in its matcher. */
@@ -188,7 +231,9 @@ export class Router {
   #matcher: RouteMatcher<Route>;
   /** Every method some route has: any other that is not standard is a 501. */
   #methods = new Set<string>();
-  #middleware: Middleware[] = [];
+  #layers: Layer[] = [];
+  /** Some middleware has a path: requests then decode theirs once, for every scope to read. */
+  #scoped = false;
   /** Set by the first match: routes and middleware are fixed from then on. */
   #started = false;
   #options: RouterOptions;
@@ -279,10 +324,53 @@ export class Router {
    * });
    * ```
    */
-  use(middleware: Middleware): this {
+  use(middleware: Middleware): this;
+  /**
+   * Add middleware that runs only on some paths: in its place among the others, and skipped elsewhere.
+   *
+   * A path is a prefix on segment boundaries: `/contact` covers `/contact`, `/contact/` and
+   * `/contact/thanks`, not `/contacts`; `/admin/` covers what is below `/admin/` but not `/admin`; `/` covers
+   * everything. With `{ exact: true }` the middleware runs on the paths given and nothing below them. A list
+   * covers each of its paths.
+   *
+   * Paths are compared decoded once, as the router decodes params (`decodePathOnce`), so `/%63ontact` is in
+   * the scope of `/contact`, and an encoded slash counts as a slash: a scope errs towards running. A request
+   * path that cannot be decoded (a malformed escape, invalid UTF-8) is compared as it arrived, and so is in
+   * a scope only when its raw text is (no route's static segments match it otherwise either).
+   *
+   * @param path A path written as it reads (`/café`), or several; escapes in it are decoded once too.
+   * @param middleware The middleware.
+   * @param options `exact`, to run on the paths themselves only.
+   * @returns The router, for chaining.
+   * @throws {TypeError} When a path does not start with "/" or cannot be decoded, or the list is empty.
+   * @throws {Error} When the router has started matching.
+   *
+   * @example
+   * ```ts
+   * import { Router } from "./router.ts";
+   * const noStore = async function noStore(_req: Request, next: () => Promise<Response>) {
+   *   const res = await next();
+   *   res.headers.set("cache-control", "no-store");
+   *   return res;
+   * };
+   * new Router()
+   *   .use("/account", noStore) // /account and everything below it
+   *   .use(["/", "/index.html"], noStore, { exact: true }); // the home page, not every path
+   * ```
+   */
+  use(path: string | readonly string[], middleware: Middleware, options?: UseOptions): this;
+  use(
+    pathOrMiddleware: string | readonly string[] | Middleware,
+    middleware?: Middleware,
+    options: UseOptions = {},
+  ): this {
     if (this.#started) throw new Error("Router: cannot add middleware after matching started");
-    if (typeof middleware !== "function") throw new TypeError("Router: middleware must be a function");
-    this.#middleware.push(middleware);
+    const scoped = typeof pathOrMiddleware !== "function";
+    const added = scoped ? middleware : pathOrMiddleware;
+    if (typeof added !== "function") throw new TypeError("Router: middleware must be a function");
+    const scope = scoped ? scopeOf(pathOrMiddleware, options) : null;
+    this.#layers.push({ middleware: added, scope });
+    this.#scoped ||= scoped;
     return this;
   }
 
@@ -336,18 +424,21 @@ export class Router {
   async #handle(request: Request, info: ServeHandlerInfo): Promise<Response> {
     const ctx = createContext(request, info, { trustedProxies: this.#options.trustedProxies });
     this.#started = true;
-    const middleware = this.#middleware;
+    const layers = this.#layers;
+    // Decoded once per request, and only when some middleware has a path; undecodable, it stays as it came.
+    const pathname = ctx.url.pathname;
+    const path = this.#scoped ? decodePathOnce(pathname) ?? pathname : pathname;
     const run = async (i: number): Promise<Response> => {
-      if (i === middleware.length) return await this.#dispatch(request, ctx);
+      while (i < layers.length && layers[i].scope?.(path) === false) i++;
+      if (i === layers.length) return await this.#dispatch(request, ctx);
+      const { middleware } = layers[i];
       let called = false;
       const next = (): Promise<Response> => {
-        if (called) {
-          return Promise.reject(new Error(`next() called twice in middleware ${middleware[i].name}`));
-        }
+        if (called) return Promise.reject(new Error(`next() called twice in middleware ${middleware.name}`));
         called = true;
         return run(i + 1);
       };
-      return checked(await middleware[i](request, next, ctx), `middleware ${middleware[i].name}`);
+      return checked(await middleware(request, next, ctx), `middleware ${middleware.name}`);
     };
     let response: Response;
     try {
