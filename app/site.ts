@@ -34,9 +34,6 @@ export { INCOMING_DIR, UPLOAD_SLACK_BYTES } from "./upload.ts";
 /** `/healthz` waits this long for the database Worker: under a proxy's usual check timeout. */
 export const HEALTH_TIMEOUT_MS = 2_000;
 
-/** Paths whose handlers use the visitor's session. Static files never touch the database. */
-const SESSION_PATHS: ReadonlySet<string> = new Set(["/", "/index.html", "/contact", "/upload"]);
-
 /**
  * What the site needs of the database: a store (SQLite's `Store`, `PostgresStore`), or a relay to one in
  * another thread (app/relay.ts, used by `--workers`).
@@ -101,8 +98,6 @@ function siteSessions(
 ): Middleware {
   const inner = sessions({ ...options, store: store.sessions, adoptId });
   return async function siteSessions(request, next, ctx) {
-    // Decoded, so `/%69ndex.html` (the home page too) gets its session like `/index.html`.
-    if (!SESSION_PATHS.has(decodePathOnce(ctx.url.pathname) ?? "")) return await next();
     // Boxed: assigned inside the callback, which TypeScript's narrowing does not follow.
     const seen: { answered: Response | null; reached: boolean } = { answered: null, reached: false };
     try {
@@ -256,11 +251,15 @@ export function createSite(options: SiteOptions): Site {
   if (accessLogSink) router.use(accessLog(accessLogSink));
   router.use(securityHeaders());
   router.use(crossOriginProtection());
-  router.use(siteSessions(store, options.sessionOptions ?? {}, async (request) => {
+  // Sessions only on the pages that use them: static files and /healthz never touch the database. Exact
+  // paths, since `/` as a prefix is every path; the router compares them decoded, so `/%69ndex.html` (the
+  // home page too) gets its session like `/index.html`.
+  const withSession = siteSessions(store, options.sessionOptions ?? {}, async (request) => {
     // A visitor back with a first-visit cookie becomes the session that cookie names (app/home.ts).
     const visit = await readFirstVisit(request, firstVisits, clock(), sessionIdleMs);
     return visit?.id;
-  }));
+  });
+  router.use(["/", "/index.html", "/contact", "/upload"], withSession, { exact: true });
 
   // The route table.
   router.get("/", home);
@@ -309,7 +308,7 @@ export function createSite(options: SiteOptions): Site {
 }
 
 /**
- * For nginx and process managers: no session (not in SESSION_PATHS), no database write. It asks the database
+ * For nginx and process managers: no session (not a session path), no database write. It asks the database
  * one read (the schema version), so a dead or stuck Worker shows as 503, not as healthy.
  */
 async function health(store: SiteStore): Promise<Response> {
