@@ -3,7 +3,8 @@
  *
  * `serve(options, handler)` mirrors `Deno.serve`: a handler takes a standard `Request` and returns a
  * `Response`, so any Deno.serve handler runs on Pier unchanged. This entry point is the server and the
- * framework; the sans-IO HTTP/1.1 parser underneath is the low-level API, at `@pier/pier/http1`.
+ * framework; the sans-IO HTTP/1.1 parser underneath is the low-level API, at `@pier/pier/http1`, and a
+ * session store in a SQLite file is at `@pier/pier/sqlite-session`.
  *
  * @example
  * ```ts ignore
@@ -91,7 +92,6 @@ export {
   DEFAULT_ABSOLUTE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_SESSION_COOKIE,
-  DEFAULT_SESSION_DB_PATH,
   DEFAULT_TOUCH_INTERVAL_MS,
   MemorySessionStore,
   Session,
@@ -99,7 +99,6 @@ export {
   type SessionOptions,
   sessions,
   type SessionStore,
-  SqliteSessionStore,
   type StoredSession,
 } from "./server/session.ts";
 

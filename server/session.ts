@@ -1,9 +1,6 @@
-// Cookie-based sessions: an unguessable id in a cookie, the data in a store. It owns the session cookie and
-// the session's lifetime; it must never trust an id it did not issue, never let a bad or expired id become
-// an error, and never keep an id alive across a privilege change (the caller rotates it).
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+// Cookie-based sessions: an unguessable id in a cookie, the data in a store (memory unless one is given).
+// It owns the session cookie and lifetime, and does no I/O of its own; it must never trust an id it did not
+// issue, let a bad or expired id become an error, or keep an id across a privilege change (callers rotate).
 import type { Context, Middleware } from "./context.ts";
 import { deleteCookie, getCookies, serializeCookie, setCookie } from "./cookies.ts";
 
@@ -51,8 +48,12 @@ export interface SessionStore {
 }
 
 /**
- * An in-memory {@link SessionStore}, for tests and single-process demos. Data is copied through JSON on
- * the way in and out, as a real store would, so callers cannot mutate stored sessions by reference.
+ * An in-memory {@link SessionStore}, the default of {@link sessions}. Single-process: its sessions live in
+ * this process's memory, so they are lost at restart and not shared with another process or Worker (run
+ * several and a visitor's session exists on one only). It holds every live session; the middleware prunes
+ * expired ones at most every ten minutes. For sessions that survive a restart, pass a store on disk: `SqliteSessionStore` from
+ * `@pier/pier/sqlite-session`, or one over the application's own database. Data is copied through JSON on the
+ * way in and out, as a real store would, so callers cannot mutate stored sessions by reference.
  *
  * @example
  * ```ts
@@ -144,159 +145,6 @@ export class MemorySessionStore implements SessionStore {
   /** How many sessions are held (for tests). */
   get size(): number {
     return this.#rows.size;
-  }
-}
-
-/** Where the default {@link SqliteSessionStore} keeps its database: under `data/`, which the app may write. */
-export const DEFAULT_SESSION_DB_PATH = "data/sessions.db";
-
-/**
- * A {@link SessionStore} in SQLite (`node:sqlite`, built into Deno), the default store. WAL mode, so
- * readers do not wait for a writer; the table is created when missing.
- *
- * Its calls are synchronous underneath (fast, indexed single-row statements) behind an async interface;
- * moving them into a Worker later changes nothing for callers.
- *
- * @example
- * ```ts
- * import { SqliteSessionStore } from "./session.ts";
- * const store = new SqliteSessionStore(":memory:");
- * await store.set("id", { values: { user: "ada" }, createdAt: 0, lastSeenAt: 0 }, Date.now() + 60_000);
- * console.log((await store.get("id"))?.data.values.user); // "ada"
- * store.close();
- * ```
- */
-export class SqliteSessionStore implements SessionStore {
-  #db: DatabaseSync;
-  #get: StatementSync;
-  #set: StatementSync;
-  #destroy: StatementSync;
-  #prune: StatementSync;
-
-  /**
-   * Open (or create) the database at `path`, creating its directory when needed.
-   *
-   * @param path A file path, or `:memory:`. Default {@link DEFAULT_SESSION_DB_PATH}.
-   *
-   * @example
-   * ```ts
-   * import { SqliteSessionStore } from "./session.ts";
-   * new SqliteSessionStore(":memory:").close();
-   * ```
-   */
-  constructor(path: string = DEFAULT_SESSION_DB_PATH) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    this.#db = new DatabaseSync(path);
-    // WAL: readers and the writer do not block each other; NORMAL sync is safe with WAL (no corruption,
-    // at worst the last commits are lost on power failure: acceptable for sessions).
-    this.#db.exec(`
-      PRAGMA journal_mode = WAL;
-      PRAGMA synchronous = NORMAL;
-      PRAGMA busy_timeout = 5000;
-      CREATE TABLE IF NOT EXISTS sessions (
-        id TEXT PRIMARY KEY,
-        data TEXT NOT NULL,
-        expires_at INTEGER NOT NULL
-      ) WITHOUT ROWID;
-      CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
-    `);
-    this.#get = this.#db.prepare("SELECT data, expires_at FROM sessions WHERE id = ?");
-    this.#set = this.#db.prepare(
-      "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?) " +
-        "ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
-    );
-    this.#destroy = this.#db.prepare("DELETE FROM sessions WHERE id = ?");
-    this.#prune = this.#db.prepare("DELETE FROM sessions WHERE expires_at <= ?");
-  }
-
-  /**
-   * The session with this id.
-   *
-   * @param id The session id.
-   * @returns The stored session, or undefined.
-   *
-   * @example
-   * ```ts
-   * import { SqliteSessionStore } from "./session.ts";
-   * const store = new SqliteSessionStore(":memory:");
-   * console.log(await store.get("nope")); // undefined
-   * store.close();
-   * ```
-   */
-  get(id: string): Promise<StoredSession | undefined> {
-    const row = this.#get.get(id) as { data: string; expires_at: number } | undefined;
-    return Promise.resolve(row && { data: JSON.parse(row.data), expiresAt: Number(row.expires_at) });
-  }
-
-  /**
-   * Create or replace a session.
-   *
-   * @param id The session id.
-   * @param data The session data (JSON-serialisable).
-   * @param expiresAt When it may be forgotten, in ms since the epoch.
-   * @returns When stored.
-   *
-   * @example
-   * ```ts
-   * import { SqliteSessionStore } from "./session.ts";
-   * const store = new SqliteSessionStore(":memory:");
-   * await store.set("id", { values: {}, createdAt: 0, lastSeenAt: 0 }, 1);
-   * store.close();
-   * ```
-   */
-  set(id: string, data: SessionData, expiresAt: number): Promise<void> {
-    this.#set.run(id, JSON.stringify(data), Math.floor(expiresAt));
-    return Promise.resolve();
-  }
-
-  /**
-   * Forget a session.
-   *
-   * @param id The session id.
-   * @returns When forgotten.
-   *
-   * @example
-   * ```ts
-   * import { SqliteSessionStore } from "./session.ts";
-   * const store = new SqliteSessionStore(":memory:");
-   * await store.destroy("id");
-   * store.close();
-   * ```
-   */
-  destroy(id: string): Promise<void> {
-    this.#destroy.run(id);
-    return Promise.resolve();
-  }
-
-  /**
-   * Forget every session expired at `now`.
-   *
-   * @param now The current time, in ms since the epoch.
-   * @returns How many sessions were removed.
-   *
-   * @example
-   * ```ts
-   * import { SqliteSessionStore } from "./session.ts";
-   * const store = new SqliteSessionStore(":memory:");
-   * console.log(await store.prune(Date.now())); // 0
-   * store.close();
-   * ```
-   */
-  prune(now: number): Promise<number> {
-    return Promise.resolve(Number(this.#prune.run(Math.floor(now)).changes));
-  }
-
-  /**
-   * Close the database.
-   *
-   * @example
-   * ```ts
-   * import { SqliteSessionStore } from "./session.ts";
-   * new SqliteSessionStore(":memory:").close();
-   * ```
-   */
-  close(): void {
-    this.#db.close();
   }
 }
 
@@ -483,7 +331,10 @@ export class Session {
 
 /** Options for {@link sessions}. */
 export interface SessionOptions {
-  /** Where sessions are kept. Default: a {@link SqliteSessionStore} at {@link DEFAULT_SESSION_DB_PATH}. */
+  /**
+   * Where sessions are kept. Default: a {@link MemorySessionStore} of this middleware's own, single-process
+   * and lost at restart.
+   */
   store?: SessionStore;
   /** The cookie name; `__Host-` is prepended on secure requests. Default {@link DEFAULT_SESSION_COOKIE}. */
   cookieName?: string;
@@ -532,6 +383,9 @@ const SESSION_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[
  * cookie is sent again only when the id rotates. An unknown, malformed or expired id silently starts a
  * fresh session (and a stale cookie is cleared).
  *
+ * Without a `store`, sessions are kept in memory ({@link MemorySessionStore}): single-process, and lost at
+ * restart. `SqliteSessionStore` (`@pier/pier/sqlite-session`) keeps them in a file, off the event loop.
+ *
  * @param options Store, cookie name, timeouts and clock.
  * @returns The middleware.
  * @throws {TypeError} When `cookieName` is not a valid cookie name.
@@ -561,13 +415,13 @@ export function sessions(options: SessionOptions = {}): Middleware {
   const absolute = options.absoluteTimeoutMs ?? DEFAULT_ABSOLUTE_TIMEOUT_MS;
   const touchInterval = options.touchIntervalMs ?? DEFAULT_TOUCH_INTERVAL_MS;
   const now = options.now ?? Date.now;
-  let store = options.store;
+  // Memory by default: a default never does blocking I/O, nor writes a file the application did not ask for.
+  const store = options.store ?? new MemorySessionStore();
   let lastPrune = now();
 
   const expiresAt = (data: SessionData) => Math.min(data.lastSeenAt + idle, data.createdAt + absolute);
 
   return async function sessionMiddleware(request, next, ctx: Context): Promise<Response> {
-    store ??= new SqliteSessionStore(); // opened on first use, so importing this module touches no disk
     const name = ctx.secure ? `__Host-${baseName}` : baseName;
     const sent = getCookies(request)[name];
     const t = now();

@@ -1,5 +1,5 @@
 // Session tests: cookie attributes, fresh sessions for bad ids, rotation, idle and absolute expiry (with an
-// injected clock), and both stores.
+// injected clock), and both stores (the SQLite one's own tests are server/sqlite_session_store_test.ts).
 import assert from "node:assert/strict";
 import { createContext } from "../server/context.ts";
 import {
@@ -10,8 +10,8 @@ import {
   type SessionOptions,
   sessions,
   type SessionStore,
-  SqliteSessionStore,
 } from "../server/session.ts";
+import { SqliteSessionStore } from "../server/sqlite_session_store.ts";
 
 const MIN = 60 * 1000;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -275,7 +275,7 @@ Deno.test("SqliteSessionStore persists sessions across instances, in WAL mode, a
     await a.set("s1", { values: { user: "ada", tags: ["x"] }, createdAt: 1, lastSeenAt: 2 }, 1000);
     await a.set("s2", { values: {}, createdAt: 1, lastSeenAt: 2 }, 5000);
     await a.set("s1", { values: { user: "grace" }, createdAt: 1, lastSeenAt: 3 }, 2000); // replace
-    a.close();
+    await a.close();
     const b = new SqliteSessionStore(path);
     assert.deepEqual(await b.get("s1"), {
       data: { values: { user: "grace" }, createdAt: 1, lastSeenAt: 3 },
@@ -286,7 +286,7 @@ Deno.test("SqliteSessionStore persists sessions across instances, in WAL mode, a
     assert.ok(await b.get("s2"));
     await b.destroy("s2");
     assert.equal(await b.get("s2"), undefined);
-    b.close();
+    await b.close();
     const { DatabaseSync } = await import("node:sqlite");
     const raw = new DatabaseSync(path);
     assert.equal((raw.prepare("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode, "wal");
@@ -306,7 +306,7 @@ Deno.test("sessions() works end to end with the SQLite store", async () => {
     h.advance(DEFAULT_IDLE_TIMEOUT_MS);
     assert.equal((await h.request({ cookie: `pier_sid=${first.session.id}` })).session.isNew, true);
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
