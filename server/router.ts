@@ -207,7 +207,8 @@ export interface Router extends RouterVerbs {}
  * escape, invalid UTF-8 or NUL in a param is a 400. Static segments match the path exactly as the URL
  * parser leaves it: `/%61bout` is not `/about`. RFC 3986 §6.2.2 calls them equivalent, but middleware that
  * checks `ctx.url.pathname` sees the encoded form, and a router more lenient than that check would let
- * `/%61dmin` past a guard on `/admin`.
+ * `/%61dmin` past a guard on `/admin`. A guard added with `use("/admin", guard)` compares the decoded path,
+ * so it covers both spellings.
  *
  * A path with no route is a 404; a path with routes for other methods only is a 405 with `Allow`; HEAD
  * is served by the GET route with the body dropped; OPTIONS without its own route is a 204 with `Allow`. A
