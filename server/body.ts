@@ -2,13 +2,13 @@
 // stream that stops the moment a limit is crossed. It must never buffer past a limit, nor wait forever on a
 // client that stopped sending.
 import { HttpError } from "./errors.ts";
+import { type HeaderValue, parseHeaderValue } from "./headers.ts";
 import {
   bodyReadError,
   isValidBoundary,
   MULTIPART_DEFAULTS,
   type MultipartOptions,
   type MultipartResult,
-  parseHeaderValue,
   parseMultipart,
 } from "./multipart.ts";
 import { concatBytes } from "./_bytes.ts";
@@ -96,7 +96,7 @@ export async function* readChunks(
 }
 
 /** The media type of a request, lower-cased, with its parameters; 415 when absent. */
-function mediaType(request: Request): ReturnType<typeof parseHeaderValue> {
+function mediaType(request: Request): HeaderValue {
   const header = request.headers.get("content-type");
   if (header === null) throw new HttpError(415, "Missing Content-Type");
   return parseHeaderValue(header);

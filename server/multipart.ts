@@ -4,6 +4,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { join } from "node:path";
 import { HttpError } from "./errors.ts";
+import { decodeExtValue, parseHeaderValue } from "./headers.ts";
 
 /** Limits and destination for {@link parseMultipart}. Every limit has a default; 0 is not "unlimited". */
 export interface MultipartOptions {
@@ -99,93 +100,6 @@ export function bodyReadError(err: unknown): HttpError {
   const status = (err as { status?: unknown } | null)?.status;
   const code = typeof status === "number" && status >= 400 && status < 500 ? status : 400;
   return new HttpError(code, "The request body could not be read", { cause: err });
-}
-
-/** A header value split into its leading token and its parameters (RFC 9110 §5.6.6). */
-export interface HeaderValue {
-  /** The part before the first `;`, trimmed and lower-cased. */
-  value: string;
-  /** Parameters by lower-cased name; quoted values unquoted. The first of a repeated name wins. */
-  params: Map<string, string>;
-}
-
-/**
- * Split a header value such as Content-Type or Content-Disposition into its token and parameters.
- *
- * Inside a quoted string a backslash escapes only `"` and `\`: browsers do not escape backslashes in
- * filenames (they percent-encode `"` instead, per the HTML form-data rules), so `C:\a.txt` stays intact.
- *
- * @param header The raw header value.
- * @returns The lower-cased token and a map of parameters.
- *
- * @example
- * ```ts
- * import { parseHeaderValue } from "./multipart.ts";
- * const cd = parseHeaderValue('form-data; name="file"; filename="a b.txt"');
- * console.log(cd.value, cd.params.get("filename")); // form-data a b.txt
- * ```
- */
-export function parseHeaderValue(header: string): HeaderValue {
-  const params = new Map<string, string>();
-  let i = header.indexOf(";");
-  const value = (i < 0 ? header : header.slice(0, i)).trim().toLowerCase();
-  const n = header.length;
-  while (i >= 0 && i < n) {
-    i++; // past ';'
-    while (i < n && (header[i] === " " || header[i] === "\t")) i++;
-    const eq = header.indexOf("=", i);
-    const semi = header.indexOf(";", i);
-    if (eq < 0 || (semi >= 0 && semi < eq)) {
-      i = semi; // a parameter without '=': skip it
-      continue;
-    }
-    const name = header.slice(i, eq).trim().toLowerCase();
-    i = eq + 1;
-    while (i < n && (header[i] === " " || header[i] === "\t")) i++;
-    let val = "";
-    if (header[i] === '"') {
-      i++;
-      while (i < n && header[i] !== '"') {
-        if (header[i] === "\\" && (header[i + 1] === '"' || header[i + 1] === "\\")) i++;
-        val += header[i++];
-      }
-      i = header.indexOf(";", i);
-    } else {
-      const end = header.indexOf(";", i);
-      val = (end < 0 ? header.slice(i) : header.slice(i, end)).trim();
-      i = end;
-    }
-    if (name && !params.has(name)) params.set(name, val);
-  }
-  return { value, params };
-}
-
-/**
- * Decode an RFC 8187 extended value (`UTF-8''%e2%82%ac.txt`), as used by `filename*` (RFC 5987).
- *
- * @param ext The parameter value.
- * @returns The decoded string, or undefined when the charset is unsupported or the encoding is broken.
- *
- * @example
- * ```ts
- * import { decodeExtValue } from "./multipart.ts";
- * console.log(decodeExtValue("UTF-8''%E2%82%AC%20rates.txt")); // "€ rates.txt"
- * ```
- */
-export function decodeExtValue(ext: string): string | undefined {
-  const m = /^([A-Za-z0-9!#$%&+^_`{}~-]+)'[^']*'(.*)$/.exec(ext);
-  if (!m) return undefined;
-  const charset = m[1].toLowerCase();
-  try {
-    if (charset === "utf-8") return decodeURIComponent(m[2]);
-    if (charset === "iso-8859-1") {
-      // Each %XX is one Latin-1 byte, whose code point is the same number.
-      return m[2].replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-    }
-  } catch {
-    // Broken percent-encoding or invalid UTF-8: fall back to the plain filename.
-  }
-  return undefined;
 }
 
 /**

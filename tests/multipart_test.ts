@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { HttpError } from "../server/errors.ts";
+import { decodeExtValue } from "../server/headers.ts";
 import {
-  decodeExtValue,
   isValidBoundary,
   type MultipartOptions,
   parseMultipart,
