@@ -112,3 +112,22 @@ export {
   type StaticOptions,
 } from "./server/static.ts";
 export { decodePathOnce, isInside, resolveSafePath, type SafePath } from "./server/safe_path.ts";
+// Validators, preconditions, ranges and negotiation, pure functions any handler can use; content types
+export {
+  type Answer,
+  answerFor,
+  type ByteRange,
+  checkIfRange,
+  checkPreconditions,
+  type ConditionalRequest,
+  type EntityTag,
+  etagMatches,
+  fileEtag,
+  negotiateEncoding,
+  parseEtags,
+  parseHttpDate,
+  parseRange,
+  type Representation,
+  type Validators,
+} from "./server/conditional.ts";
+export { contentTypeFor, isCompressible } from "./server/mime.ts";
