@@ -72,22 +72,19 @@ export {
 // Framework: bodies, multipart, sessions
 export {
   DEFAULT_BODY_TIMEOUT_MS,
-  parseUrlEncoded,
-  readChunks,
-  readMultipart,
-  type ReadMultipartOptions,
-  URLENCODED_DEFAULTS,
-  type UrlEncodedLimits,
-} from "./server/body.ts";
-export {
-  isValidBoundary,
   MULTIPART_DEFAULTS,
   type MultipartOptions,
   type MultipartResult,
   parseMultipart,
-  sanitizeFilename,
+  parseUrlEncoded,
+  readChunks,
+  readMultipart,
+  type ReadMultipartOptions,
   type UploadedFile,
-} from "./server/multipart.ts";
+  URLENCODED_DEFAULTS,
+  type UrlEncodedLimits,
+} from "./server/body.ts";
+export { isValidBoundary, sanitizeFilename } from "./server/multipart.ts";
 export {
   DEFAULT_ABSOLUTE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,

@@ -3,7 +3,7 @@
 // logs nothing, and serves the next client. Deno's op and resource sanitizers stay on for every test.
 import assert from "node:assert/strict";
 import { serve } from "../server/serve.ts";
-import { parseMultipart } from "../server/multipart.ts";
+import { parseMultipart } from "../server/body.ts";
 import { serveStatic } from "../server/static.ts";
 import type { Handler } from "../server/types.ts";
 
