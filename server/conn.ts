@@ -136,6 +136,23 @@ class ClientGone extends Error {
   }
 }
 
+/**
+ * Give `data` (a view of the parser's buffer, reused for the next read) to a body stream's reader: copied
+ * into the buffer of a BYOB read waiting, what does not fit queued as a copy; else queued as a copy.
+ */
+function giveBytes(controller: ReadableByteStreamController, data: Uint8Array): void {
+  const view = controller.byobRequest?.view;
+  if (view == null) {
+    controller.enqueue(data.slice());
+    return;
+  }
+  const into = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  const n = Math.min(into.length, data.length);
+  into.set(data.subarray(0, n));
+  controller.byobRequest!.respond(n);
+  if (n < data.length) controller.enqueue(data.slice(n));
+}
+
 /** A protocol failure while the handler reads the body: the connection answers with its status and closes. */
 class BodyError extends ProtocolError {}
 
@@ -686,9 +703,13 @@ export class Connection implements Sink {
   /**
    * The request body as a stream that reads the socket only when pulled: backpressure and lazy 100. It
    * belongs to request `seq`, and fails once that request is answered and its rest is being discarded.
+   * It is a byte stream: a reader in BYOB mode has the bytes copied into its own buffer, so a large upload
+   * read that way costs no allocation per chunk; any other reader gets each chunk as a fresh copy, which it
+   * owns (the parser's buffer is reused for the next read).
    */
   #bodyStream(seq: number): ReadableStream<Uint8Array> {
-    return new ReadableStream<Uint8Array>({
+    return new ReadableStream({
+      type: "bytes",
       pull: async (controller) => {
         if (this.#seq !== seq || this.#state !== ConnState.Active) {
           controller.error(new ClientGone());
@@ -711,16 +732,13 @@ export class Connection implements Sink {
             }
             continue;
           }
-          if (ev === PAUSED) {
+          if (ev === PAUSED || ev.type === "end") {
             controller.close();
+            controller.byobRequest?.respond(0); // a BYOB read waiting is answered "done"
             return;
           }
           if (ev.type === "data") {
-            controller.enqueue(ev.data.slice());
-            return;
-          }
-          if (ev.type === "end") {
-            controller.close();
+            giveBytes(controller, ev.data);
             return;
           }
           if (ev.type === "error") {

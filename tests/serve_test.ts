@@ -285,6 +285,68 @@ Deno.test({
   },
 });
 
+/** Read a body into one 1000-byte buffer, again and again (a BYOB reader); its bytes and the reads it took. */
+async function readInto(body: ReadableStream<Uint8Array>): Promise<{ bytes: Uint8Array; reads: number }> {
+  const reader = body.getReader({ mode: "byob" });
+  const chunks: Uint8Array[] = [];
+  let buffer = new Uint8Array(1000);
+  let reads = 0;
+  for (;;) {
+    const { done, value } = await reader.read(buffer);
+    if (done) break;
+    reads++;
+    assert.equal(value.buffer.byteLength, 1000, "the bytes arrive in the reader's own buffer");
+    chunks.push(value.slice());
+    buffer = new Uint8Array(value.buffer);
+  }
+  return { bytes: concatBytes(chunks), reads };
+}
+
+Deno.test({
+  name: "a request body is a byte stream: a BYOB reader gets it in its own buffer, others get owned chunks",
+  ...opts,
+  async fn() {
+    const check = (b: Uint8Array) => `${b.length}:${b.reduce((a, x) => (a + x) % 65521, 0)}`;
+    for (const fast of [true, false]) {
+      setFastPaths(fast);
+      const s = start(async (req) => {
+        const path = new URL(req.url).pathname;
+        if (path === "/byob") {
+          const { bytes, reads } = await readInto(req.body!);
+          return new Response(`${check(bytes)} in ${reads} reads`);
+        }
+        // A clone tees the byte stream; a default reader's chunks are its own to keep.
+        const copy = req.clone();
+        const reader = req.body!.getReader();
+        const kept: Uint8Array[] = [];
+        for (let r = await reader.read(); !r.done; r = await reader.read()) kept.push(r.value);
+        const other = new Uint8Array(await copy.arrayBuffer());
+        assert.deepEqual(concatBytes(kept), other);
+        return new Response(check(concatBytes(kept)));
+      }, { maxBodyBytes: 8 * 1024 * 1024 });
+      try {
+        const big = new Uint8Array(300 * 1024).map((_, i) => i % 251);
+        for (const path of ["/byob", "/default"]) {
+          const res = await fetch(`http://127.0.0.1:${s.addr.port}${path}`, { method: "POST", body: big });
+          const [got, reads] = (await res.text()).split(" in ");
+          assert.equal(got, check(big), `${path}, fast paths ${fast}`);
+          // 1000 bytes at most per read: what of the parser's buffer does not fit waits for the next read.
+          if (path === "/byob") assert.ok(parseInt(reads) >= Math.ceil(big.length / 1000), reads);
+          const r = await exchange(s.addr.port, [
+            `POST ${path} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n`,
+            "3\r\nyou\r\n0\r\n\r\n",
+          ], { gapMs: 50 });
+          const small = check(enc.encode("hiyou"));
+          assert.ok(r.text.endsWith(path === "/byob" ? `${small} in 2 reads` : small), r.text);
+        }
+      } finally {
+        setFastPaths(true);
+        await s.shutdown();
+      }
+    }
+  },
+});
+
 Deno.test({
   name:
     "timeouts: an unfinished head gets 408 and a close; an idle connection is closed; a stalled body is dropped",
