@@ -226,7 +226,8 @@ export function checkPreconditions(request: ConditionalRequest, validators: Vali
     if (since !== null && seconds(lastModified) > seconds(since)) return 412;
   }
   // Steps 3 and 4 (§13.1.2, §13.1.3): If-Modified-Since counts only without If-None-Match, on GET and HEAD.
-  const safe = request.method === "GET" || request.method === "HEAD";
+  const method = request.method;
+  const safe = method === "GET" || method === "HEAD";
   const ifNoneMatch = headers.get("if-none-match");
   if (ifNoneMatch !== null) {
     const matched = etag === undefined
@@ -324,12 +325,14 @@ export function parseRange(value: string, size: number): ByteRange {
  * ```
  */
 export function answerFor(request: ConditionalRequest, representation: Representation): Answer {
-  const status = checkPreconditions(request, representation);
+  // A Request's method and headers are getters with checks: read each once (this runs on every hit).
+  const read: ConditionalRequest = { method: request.method, headers: request.headers };
+  const status = checkPreconditions(read, representation);
   if (status !== null) return status === 304 ? NOT_MODIFIED : FAILED;
   const { size } = representation;
-  if (size === undefined || (request.method !== "GET" && request.method !== "HEAD")) return OK;
-  const value = request.headers.get("range");
-  if (value === null || !checkIfRange(request, representation)) return OK;
+  if (size === undefined || (read.method !== "GET" && read.method !== "HEAD")) return OK;
+  const value = read.headers.get("range");
+  if (value === null || !checkIfRange(read, representation)) return OK;
   const range = parseRange(value, size);
   if (range.kind === "unsatisfiable") return UNSATISFIABLE;
   if (range.kind === "whole") return OK;

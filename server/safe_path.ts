@@ -160,3 +160,27 @@ export function isInside(root: string, child: string): boolean {
   const base = root.endsWith("/") ? root : root + "/";
   return child.startsWith(base);
 }
+
+/**
+ * Split a serialized request URL (`http://host/p?q#f`) into its path and query without building a `URL`:
+ * the path starts at the first `/` after the authority, and a `#fragment` belongs to neither.
+ *
+ * @param url The request's URL, e.g. `request.url`.
+ * @returns The path as sent (still percent-encoded, `/` when empty) and the query with its `?`, or `""`.
+ *
+ * @example
+ * ```ts
+ * import { splitUrl } from "./safe_path.ts";
+ * console.log(splitUrl("http://localhost/a%20b?x=1")); // { pathname: "/a%20b", search: "?x=1" }
+ * ```
+ */
+export function splitUrl(url: string): { pathname: string; search: string } {
+  const schemeEnd = url.indexOf("://");
+  const pathStart = schemeEnd >= 0 ? url.indexOf("/", schemeEnd + 3) : url.indexOf("/");
+  if (pathStart < 0) return { pathname: "/", search: "" };
+  const q = url.indexOf("?", pathStart);
+  const h = url.indexOf("#", pathStart);
+  const stop = q >= 0 ? q : h >= 0 ? h : url.length;
+  const searchEnd = h >= 0 && h > stop ? h : url.length;
+  return { pathname: url.slice(pathStart, stop), search: q >= 0 ? url.slice(q, searchEnd) : "" };
+}
