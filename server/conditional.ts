@@ -173,23 +173,60 @@ export function etagMatches(value: string, etag: string, options: { weak?: boole
   return tags.some((t) => t.tag === own && (weak || !t.weak));
 }
 
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTH = MONTHS.join("|");
+const DAY = "Mon|Tue|Wed|Thu|Fri|Sat|Sun";
+const LONG_DAY = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday";
+const TIME = "(?<hour>\\d\\d):(?<minute>\\d\\d):(?<second>\\d\\d)";
+// RFC 9110 §5.6.7: IMF-fixdate, and the two obsolete forms a recipient must still accept.
+const DATE_FORMS = [
+  // Sun, 06 Nov 1994 08:49:37 GMT
+  new RegExp(`^(?:${DAY}), (?<day>\\d\\d) (?<month>${MONTH}) (?<year>\\d{4}) ${TIME} GMT$`),
+  // Sunday, 06-Nov-94 08:49:37 GMT
+  new RegExp(`^(?:${LONG_DAY}), (?<day>\\d\\d)-(?<month>${MONTH})-(?<year>\\d\\d) ${TIME} GMT$`),
+  // Sun Nov  6 08:49:37 1994
+  new RegExp(`^(?:${DAY}) (?<month>${MONTH}) (?<day> \\d|\\d\\d) ${TIME} (?<year>\\d{4})$`),
+];
+
 /**
- * Parse an HTTP date (RFC 9110 §5.6.7).
+ * Parse an HTTP date (RFC 9110 §5.6.7): IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), or one of the
+ * obsolete forms recipients must accept, rfc850-date (`Sunday, 06-Nov-94 08:49:37 GMT`, a two-digit year
+ * more than 50 years ahead meaning the century before) and asctime-date (`Sun Nov  6 08:49:37 1994`). All
+ * are UTC, whatever the machine's time zone. Anything else, an impossible day included, is not a date: a
+ * precondition with it is ignored, as §13.1.3 and §13.1.4 say.
  *
- * @param value The field value, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
- * @returns Milliseconds since the epoch (whole seconds), or `null` when it is not a date.
+ * @param value The field value.
+ * @returns Milliseconds since the epoch (whole seconds), or `null` when it is not an HTTP date.
  *
  * @example
  * ```ts
  * import { parseHttpDate } from "./conditional.ts";
  * parseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT"); // 784111777000
- * parseHttpDate("yesterday"); // null
+ * parseHttpDate("Sun Nov  6 08:49:37 1994"); // 784111777000
+ * parseHttpDate("1994-11-06"); // null
  * ```
  */
 export function parseHttpDate(value: string | null): number | null {
   if (value === null) return null;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? null : Math.floor(ms / 1000) * 1000;
+  const text = value.trim();
+  for (const form of DATE_FORMS) {
+    const { day, month, year, hour, minute, second } = form.exec(text)?.groups ?? {};
+    if (day === undefined) continue;
+    let fullYear = Number(year);
+    if (year.length === 2) {
+      const now = new Date().getUTCFullYear();
+      fullYear += now - (now % 100);
+      if (fullYear > now + 50) fullYear -= 100;
+    }
+    const date = new Date(0);
+    // setUTCFullYear, not Date.UTC, which reads years below 100 as 19xx.
+    date.setUTCFullYear(fullYear, MONTHS.indexOf(month), Number(day));
+    date.setUTCHours(Number(hour), Number(minute), Number(second));
+    const valid = date.getUTCDate() === Number(day) && Number(hour) < 24 && Number(minute) < 60 &&
+      Number(second) < 60;
+    return valid ? date.getTime() : null;
+  }
+  return null;
 }
 
 /** A modification time in whole seconds, the precision of an HTTP date. */

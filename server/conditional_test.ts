@@ -246,13 +246,43 @@ pure("etagMatches() compares strongly by default and weakly when asked (RFC 9110
   }
 });
 
-pure("parseHttpDate() reads HTTP dates in whole seconds, null otherwise", () => {
+pure("parseHttpDate() reads the three forms of RFC 9110 §5.6.7 as UTC, and nothing else", () => {
   const day = Date.UTC(1994, 10, 6, 8, 49, 37);
-  assert.equal(parseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT"), day);
-  assert.equal(parseHttpDate(null), null);
-  assert.equal(parseHttpDate(""), null);
-  assert.equal(parseHttpDate("yesterday"), null);
-  assert.equal(parseHttpDate(new Date(MODIFIED).toUTCString()), MODIFIED - 250);
+  const year = new Date().getUTCFullYear();
+  const yy = (n: number) => String(n % 100).padStart(2, "0");
+  const table: [string | null, number | null][] = [
+    ["Sun, 06 Nov 1994 08:49:37 GMT", day], // IMF-fixdate
+    ["Sunday, 06-Nov-94 08:49:37 GMT", day], // rfc850-date
+    ["Sun Nov  6 08:49:37 1994", day], // asctime-date: UTC too (Date.parse reads it in local time)
+    ["Wed Nov 16 08:49:37 1994", day + 10 * 86400e3],
+    [" Sun, 06 Nov 1994 08:49:37 GMT ", day], // surrounding whitespace is not part of the value
+    [new Date(MODIFIED).toUTCString(), MODIFIED - 250], // what we send in Last-Modified
+    ["Thu, 29 Feb 2024 00:00:00 GMT", Date.UTC(2024, 1, 29)],
+    ["Mon, 06 Nov 1994 08:49:37 GMT", day], // a wrong weekday is not checked, as Go does not
+    // Two digits: the latest year with them that is not more than 50 years ahead.
+    [`Monday, 01-Jan-${yy(year + 10)} 00:00:00 GMT`, Date.UTC(year + 10, 0, 1)],
+    [`Monday, 01-Jan-${yy(year + 60)} 00:00:00 GMT`, Date.UTC(year - 40, 0, 1)],
+    ["Sat, 01 Jan 0050 00:00:00 GMT", new Date(0).setUTCFullYear(50, 0, 1)], // not 1950
+    [null, null],
+    ["", null],
+    ["yesterday", null],
+    ["1994-11-06", null],
+    ["1994", null],
+    ["Sun, 06 Nov 1994 08:49:37 +0100", null],
+    ["Sun, 06 Nov 1994 08:49:37 gmt", null],
+    ["sun, 06 Nov 1994 08:49:37 GMT", null],
+    ["Sun, 6 Nov 1994 08:49:37 GMT", null],
+    ["Sun, 06 Nov 94 08:49:37 GMT", null],
+    ["Sun, 06 Nov 1994 08:49 GMT", null],
+    ["Sun, 06-Nov-94 08:49:37 GMT", null], // rfc850 takes the long day name
+    ["Wed, 29 Feb 2023 00:00:00 GMT", null],
+    ["Sun, 31 Nov 1994 08:49:37 GMT", null],
+    ["Sun, 00 Nov 1994 08:49:37 GMT", null],
+    ["Sun, 06 Nov 1994 24:00:00 GMT", null],
+    ["Sun, 06 Nov 1994 08:60:00 GMT", null],
+    ["Sun, 06 Nov 1994 08:49:60 GMT", null],
+  ];
+  for (const [value, want] of table) assert.equal(parseHttpDate(value), want, String(value));
 });
 
 pure("parseRange() gives one range, unsatisfiable, or the whole representation", () => {
