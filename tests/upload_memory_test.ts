@@ -1,11 +1,13 @@
-// Uploading 200 MiB must add less than 64 MiB to the server's memory. The server runs in its own process
-// (tests/fixtures/upload_server.ts) and the body is generated chunk by chunk, never held whole.
+// Uploading 200 MiB must add less than 16 MiB to the server's memory. The server runs in its own process
+// (tests/fixtures/upload_server.ts) and the body is generated chunk by chunk, never held whole. The upload
+// is read into one reused buffer (a BYOB read of the engine's byte stream); what it still adds is mostly V8
+// optimizing the upload path for the first time and its young generation growing, not the bytes.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 
 const UPLOAD_BYTES = 200 * 1024 * 1024;
-const MAX_GROWTH_BYTES = 64 * 1024 * 1024;
+const MAX_GROWTH_BYTES = 16 * 1024 * 1024;
 const CHUNK_BYTES = 64 * 1024;
 const BOUNDARY = "----PierMemoryTest0123456789";
 const MiB = 1024 * 1024;
@@ -57,7 +59,7 @@ async function readPort(stdout: ReadableStream<Uint8Array>): Promise<number> {
 }
 
 Deno.test({
-  name: "readMultipart() streams a 200 MiB upload to disk adding under 64 MiB to the server's RSS",
+  name: "readMultipart() streams a 200 MiB upload to disk adding under 16 MiB to the server's RSS",
   sanitizeResources: false, // the server's stdout stays open until it exits, which the finally awaits
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "pier_upload_mem_" });
