@@ -78,6 +78,59 @@ interface ReadStreamOptions {
   into?: Uint8Array;
 }
 
+/**
+ * The wait for a body's next chunk, with one timer for the whole body rather than one per chunk: each read
+ * sets a deadline (a clock read), and when the timer fires before it, because chunks came meanwhile, it is
+ * set again for what is left. It counts only while a read waits, so the time a handler spends on a chunk
+ * never does. Per chunk this saves a timer, a promise and a race: on a 200 MiB upload, over a MiB less
+ * garbage between two collections.
+ */
+class ReadDeadline {
+  /** True once a read waited longer than the timeout. */
+  expired = false;
+  readonly #ms: number;
+  readonly #onExpire: () => void;
+  #deadline = 0;
+  #waiting = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(ms: number, onExpire: () => void) {
+    this.#ms = ms;
+    this.#onExpire = onExpire;
+  }
+
+  /** A read starts waiting. */
+  start(): void {
+    if (this.#ms === Infinity) return; // setTimeout would take Infinity as 0
+    this.#deadline = performance.now() + this.#ms;
+    this.#waiting = true;
+    this.#timer ??= setTimeout(this.#check, this.#ms);
+  }
+
+  /** The read was answered. */
+  stop(): void {
+    this.#waiting = false;
+  }
+
+  /** No more reads. */
+  clear(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #check = (): void => {
+    this.#timer = undefined;
+    if (!this.#waiting) return; // the next read sets it again
+    const left = this.#deadline - performance.now();
+    if (left > 0) {
+      this.#timer = setTimeout(this.#check, left);
+      return;
+    }
+    this.expired = true;
+    this.#onExpire();
+  };
+}
+
 /** The chunks of a stream, under a timeout per chunk; see {@link readChunks}. */
 async function* readStream(
   stream: ReadableStream<Uint8Array>,
@@ -93,30 +146,23 @@ async function* readStream(
     reader = stream.getReader(); // not a byte stream: take the chunks it makes
     into = undefined;
   }
+  // Cancelling settles the read that waits (as done), and stops the stream's source.
+  const deadline = new ReadDeadline(timeoutMs, () => void reader.cancel().catch(() => {}));
   let finished = false;
   try {
     while (true) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const read = into === undefined
-        ? (reader as ReadableStreamDefaultReader<Uint8Array>).read()
-        : (reader as ReadableStreamBYOBReader).read(into);
       let result: ReadableStreamReadResult<Uint8Array>;
+      deadline.start();
       try {
-        // setTimeout takes Infinity as 0: no timer at all then.
-        result = timeoutMs === Infinity ? await read : await Promise.race([
-          read,
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(
-              () => reject(new HttpError(408, `No request body data for ${timeoutMs} ms`)),
-              timeoutMs,
-            );
-          }),
-        ]);
+        result = into === undefined
+          ? await (reader as ReadableStreamDefaultReader<Uint8Array>).read()
+          : await (reader as ReadableStreamBYOBReader).read(into);
       } catch (err) {
         throw bodyReadError(err);
       } finally {
-        clearTimeout(timer);
+        deadline.stop();
       }
+      if (deadline.expired) throw new HttpError(408, `No request body data for ${timeoutMs} ms`);
       if (result.done) {
         finished = true;
         return;
@@ -126,7 +172,7 @@ async function* readStream(
       if (into !== undefined) into = new Uint8Array(result.value.buffer);
     }
   } finally {
-    // Cancelling also settles a read still pending after a timeout, so nothing is left waiting.
+    deadline.clear();
     if (!finished) await reader.cancel().catch(() => {});
     reader.releaseLock();
   }

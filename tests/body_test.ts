@@ -186,6 +186,42 @@ Deno.test("readChunks() restarts its timer with each chunk, so a slow steady bod
   assert.deepEqual(got, [1, 2, 3, 4, 5]);
 });
 
+Deno.test("readChunks() counts only the time a read waits, never the time spent on a chunk", async () => {
+  let n = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (n++ === 3) controller.close();
+      else controller.enqueue(new Uint8Array([n]));
+    },
+  }, { highWaterMark: 0 });
+  const got: number[] = [];
+  for await (const chunk of readChunks(stream, 100)) {
+    got.push(...chunk);
+    await new Promise((r) => setTimeout(r, 250)); // a slow disk, say: longer than the timeout each time
+  }
+  assert.deepEqual(got, [1, 2, 3]);
+
+  // And after such a pause, a read that then waits too long is still cut off.
+  let cancelled = false;
+  const stalls = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new Uint8Array([1]));
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  const started = performance.now();
+  await assert.rejects(
+    (async () => {
+      for await (const _ of readChunks(stalls, 100)) await new Promise((r) => setTimeout(r, 250));
+    })(),
+    (err: unknown) => err instanceof HttpError && err.status === 408,
+  );
+  assert.ok(performance.now() - started >= 340, "the 408 came a timeout after the pause, not during it");
+  assert.equal(cancelled, true);
+});
+
 Deno.test("parseUrlEncoded() answers 400 when the client aborts mid-body, and the engine's status when it has one", async () => {
   for (
     const [error, status] of [[new Deno.errors.ConnectionReset("gone"), 400], [
