@@ -408,7 +408,7 @@ ${clusterTable(report).join("\n")}
 \`\`\`
 
 - Setup: the repository's nginx.conf with its several-instances block (\`tests/fixtures/nginx_fixture.ts\`
-  makes the same substitutions as \`tests/cluster_test.ts\`: loopback ports, a throwaway certificate, the POST
+  makes the same substitutions as \`tests/site/cluster_test.ts\`: loopback ports, a throwaway certificate, the POST
   rate limit removed), over HTTPS with keep-alive; 1 or 3 instances started with the start task's flags plus
   the shared upload folder in the write scope, \`--database\` one fresh PostgreSQL database (created for the
   run, dropped after), \`--uploads\` one folder, \`--idle-timeout 75s --quiet\`. Both setups run side by side;

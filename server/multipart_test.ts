@@ -1,7 +1,7 @@
 // multipart.ts's tables, in memory, in picohttpparser's manner: every body is fed whole, one byte at a time
 // and split at every offset (the sample also at every pair of offsets around its delimiters), and must give
 // the same parts, or the same error, however it is split. No file and no permission: the parser does no I/O.
-// Files, limits on disk and their cleanup are tests/multipart_test.ts's.
+// Files, limits on disk and their cleanup are tests/engine/multipart_test.ts's.
 import assert from "node:assert/strict";
 import {
   isValidBoundary,

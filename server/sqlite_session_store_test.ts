@@ -1,6 +1,6 @@
 // The SQLite session store beside its module: its statements run in the Worker (the event loop turns while
 // one waits on a lock), a stuck Worker is replaced, a failed open is every call's answer, and it runs with
-// read and write on its folder only. Persistence and the middleware end to end are tests/session_test.ts.
+// read and write on its folder only. Persistence and the middleware end to end are session_test.ts.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { SqliteSessionStore } from "./sqlite_session_store.ts";

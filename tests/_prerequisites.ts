@@ -14,11 +14,11 @@ export interface Prerequisite {
 
 /** Every package the tests drive, in the order `.ci/run` installs them (wrk is the benchmark's only). */
 export const PREREQUISITES: readonly Prerequisite[] = [
-  { package: "nginx", program: "nginx", neededBy: "tests/nginx_test.ts, tests/cluster_test.ts" },
+  { package: "nginx", program: "nginx", neededBy: "tests/site/nginx_test.ts, tests/site/cluster_test.ts" },
   { package: "openssl", program: "openssl", neededBy: "the HTTPS tests' certificates" },
-  { package: "chromium", program: "/usr/bin/chromium", neededBy: "tests/site_browser_test.ts" },
+  { package: "chromium", program: "/usr/bin/chromium", neededBy: "tests/site/site_browser_test.ts" },
   { package: "python3", program: "python3", neededBy: "the shared HTTP corpus runner" },
-  { package: "nodejs", program: "node", neededBy: "tests/conformance_test.ts" },
+  { package: "nodejs", program: "node", neededBy: "tests/engine/conformance_test.ts" },
 ];
 
 /** Debian installs each PostgreSQL major version's programs here: `/usr/lib/postgresql/15/bin/initdb`. */

@@ -78,7 +78,7 @@ function parserCases(): { cases: SentCase[]; skipped: string[] } {
   const cases = CASES.filter((c) => !c.limits).map((c): SentCase => ({
     source: "parser",
     id: c.name,
-    // One byte per character, as tests/http1_test.ts feeds them (a character over 0xFF keeps its low byte).
+    // One byte per character, as server/http1_test.ts feeds them (a character over 0xFF keeps its low byte).
     raw: Array.from(c.raw, (ch) => String.fromCharCode(ch.charCodeAt(0) & 0xff)).join(""),
     headIndexes: c.raw.startsWith("HEAD ") ? [0] : [],
   }));
