@@ -57,9 +57,10 @@ export {
   type CompileTemplateOptions,
   escapeHtml,
   type Template,
-  Templates,
-  type TemplatesOptions,
+  templateFileName,
+  templateIncludes,
 } from "./server/template.ts";
+export { Templates, type TemplatesOptions } from "./server/template_files.ts";
 export {
   crossOriginProtection,
   type CrossOriginProtectionOptions,

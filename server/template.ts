@@ -1,6 +1,6 @@
 // HTML templates: a small subset of Mustache, compiled once into a tree and rendered by walking it.
-// Values are HTML-escaped unless the template asks for raw output in so many braces; templates are
-// read only from the templates directory, by names that cannot climb out of it.
+// Values are HTML-escaped unless the template asks for raw output in so many braces. Pure: sources in,
+// templates out; reading them from a directory (by names that cannot climb out of it) is template_files.ts.
 
 /** Deep enough for page > layout > header > nav, shallow enough to stop an include cycle quickly. */
 const MAX_INCLUDE_DEPTH = 16;
@@ -255,181 +255,42 @@ export function compileTemplate(source: string, options: CompileTemplateOptions 
   return toTemplate(nodes, options.dev ?? false, name);
 }
 
-/** Options for {@link Templates}. */
-export interface TemplatesOptions {
-  /**
-   * Development mode: files are checked for changes (mtime) on every render and recompiled, and a
-   * missing `{{value}}` throws. Default: false (production: compiled once, missing values render empty).
-   */
-  dev?: boolean;
-}
-
-interface Compiled {
-  template: Template;
-  /** Every file the template was built from (itself and its includes), with the mtime it had. */
-  files: { path: string; mtime: number | null }[];
+/**
+ * The names a template includes (`{{> name}}`), each once, in the order they first appear: what a loader
+ * must read before {@link compileTemplate} can resolve them.
+ *
+ * @param source The template text.
+ * @param name The template's name, for error messages. Default: "template".
+ * @returns The included names.
+ * @throws {SyntaxError} When the template is malformed.
+ *
+ * @example
+ * ```ts
+ * import { templateIncludes } from "./template.ts";
+ * console.log(templateIncludes("{{> header}}<main>{{#a}}{{> item}}{{/a}}</main>{{> header}}"));
+ * // ["header", "item"]
+ * ```
+ */
+export function templateIncludes(source: string, name = "template"): string[] {
+  return [...new Set(partials(parse(source, name)).map((include) => include.name))];
 }
 
 /**
- * Templates read from a directory, compiled once and cached (see {@link compileTemplate} for the syntax).
+ * The file a template name refers to, relative to the templates directory: the name with `.html` added
+ * when it has no extension. Names with `..`, a leading `/` or a backslash are refused, so a loader never
+ * reads outside its directory.
  *
- * Names are relative to the directory, with `.html` added when they have no extension: `"index"` is
- * `<dir>/index.html`, and `{{> parts/header}}` is `<dir>/parts/header.html`, whichever template includes
- * it. Names with `..`, a leading `/` or a backslash are refused, so a template can never be read from
- * outside the directory.
+ * @param name The template name (`"index"`, `"parts/header"`).
+ * @returns The relative file name.
+ * @throws {TypeError} When the name is not a plain relative name.
  *
  * @example
- * ```ts ignore
- * import { Templates } from "./template.ts";
- * const templates = new Templates("templates", { dev: true });
- * const res = await templates.response("index", { title: "Home", posts: [] });
+ * ```ts
+ * import { templateFileName } from "./template.ts";
+ * console.log(templateFileName("parts/header")); // "parts/header.html"
  * ```
  */
-export class Templates {
-  #dir: string;
-  #dev: boolean;
-  #cache = new Map<string, Promise<Compiled>>();
-
-  /**
-   * Use the templates in a directory.
-   *
-   * @param dir The templates directory.
-   * @param options Development mode.
-   *
-   * @example
-   * ```ts
-   * import { Templates } from "./template.ts";
-   * const templates = new Templates("templates", { dev: Deno.env.get("PIER_DEV") === "1" });
-   * ```
-   */
-  constructor(dir: string, options: TemplatesOptions = {}) {
-    this.#dir = dir.endsWith("/") ? dir.slice(0, -1) : dir;
-    this.#dev = options.dev ?? false;
-  }
-
-  /**
-   * Get a compiled template, from the cache when it is there (and, in development, still current).
-   *
-   * @param name The template name, relative to the directory.
-   * @returns The compiled template.
-   * @throws {TypeError} When the name is not a plain relative name.
-   * @throws {Deno.errors.NotFound} When the file or an include is missing.
-   * @throws {SyntaxError} When the template is malformed.
-   *
-   * @example
-   * ```ts ignore
-   * import { Templates } from "./template.ts";
-   * const page = await new Templates("templates").get("index");
-   * console.log(page({ title: "Home" }));
-   * ```
-   */
-  async get(name: string): Promise<Template> {
-    let entry = this.#cache.get(name);
-    if (entry && this.#dev && !(await current(await entry.catch(() => null)))) entry = undefined;
-    if (!entry) {
-      entry = this.#compile(name);
-      this.#cache.set(name, entry);
-      // A failed compile is not cached: the next request tries again (the file may be fixed by then).
-      entry.catch(() => {
-        if (this.#cache.get(name) === entry) this.#cache.delete(name);
-      });
-    }
-    return (await entry).template;
-  }
-
-  /**
-   * Render a template to a string.
-   *
-   * @param name The template name, relative to the directory.
-   * @param data The values for the template.
-   * @returns The HTML.
-   * @throws {Error} In development, when a `{{value}}` is missing; otherwise as {@link Templates.get}.
-   *
-   * @example
-   * ```ts ignore
-   * import { Templates } from "./template.ts";
-   * const html = await new Templates("templates").render("index", { title: "Home" });
-   * ```
-   */
-  async render(name: string, data?: unknown): Promise<string> {
-    return (await this.get(name))(data);
-  }
-
-  /**
-   * Render a template into an HTML response (`text/html; charset=utf-8` unless `init` sets a type).
-   *
-   * @param name The template name, relative to the directory.
-   * @param data The values for the template.
-   * @param init Status and headers for the response.
-   * @returns The response.
-   *
-   * @example
-   * ```ts ignore
-   * import { Templates } from "./template.ts";
-   * const templates = new Templates("templates");
-   * const notFound = await templates.response("404", { path: "/x" }, { status: 404 });
-   * ```
-   */
-  async response(name: string, data?: unknown, init: ResponseInit = {}): Promise<Response> {
-    const html = await this.render(name, data);
-    const headers = new Headers(init.headers);
-    if (!headers.has("content-type")) headers.set("content-type", "text/html; charset=utf-8");
-    return new Response(html, { ...init, headers });
-  }
-
-  #path(name: string): string {
-    if (!TEMPLATE_NAME.test(name)) throw new TypeError(`Bad template name ${JSON.stringify(name)}`);
-    const file = /\.[A-Za-z0-9]+$/.test(name) ? name : name + DEFAULT_EXTENSION;
-    return `${this.#dir}/${file}`;
-  }
-
-  async #compile(name: string): Promise<Compiled> {
-    const files: Compiled["files"] = [];
-    // One read per file per compile, however many times it is included.
-    const parsed = new Map<string, Promise<Node[]>>();
-    const load = (name: string): Promise<Node[]> => {
-      const path = this.#path(name);
-      let nodes = parsed.get(path);
-      if (!nodes) {
-        nodes = (async () => {
-          // Stat before reading: if the file changes in between, the next check sees a newer mtime.
-          const info = await Deno.stat(path);
-          files.push({ path, mtime: info.mtime?.getTime() ?? null });
-          return parse(await Deno.readTextFile(path), name);
-        })();
-        parsed.set(path, nodes);
-      }
-      return nodes;
-    };
-    const resolve = async (nodes: Node[], depth: number): Promise<void> => {
-      for (const include of partials(nodes)) {
-        if (depth >= MAX_INCLUDE_DEPTH) {
-          throw new SyntaxError(
-            `Template ${name}: includes nested over ${MAX_INCLUDE_DEPTH} deep (a cycle?)`,
-          );
-        }
-        // A file's parsed tree is shared by all its includes, and resolving writes into the tree, so each
-        // include resolves its own deep copy.
-        include.children = structuredClone(await load(include.name));
-        await resolve(include.children, depth + 1);
-      }
-    };
-    const nodes = structuredClone(await load(name));
-    await resolve(nodes, 0);
-    return { template: toTemplate(nodes, this.#dev, name), files };
-  }
-}
-
-/** Whether every file a compiled template came from still has the mtime it had. */
-async function current(compiled: Compiled | null): Promise<boolean> {
-  if (!compiled) return false;
-  for (const file of compiled.files) {
-    try {
-      const info = await Deno.stat(file.path);
-      if ((info.mtime?.getTime() ?? null) !== file.mtime) return false;
-    } catch {
-      return false;
-    }
-  }
-  return true;
+export function templateFileName(name: string): string {
+  if (!TEMPLATE_NAME.test(name)) throw new TypeError(`Bad template name ${JSON.stringify(name)}`);
+  return /\.[A-Za-z0-9]+$/.test(name) ? name : name + DEFAULT_EXTENSION;
 }
