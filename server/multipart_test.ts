@@ -12,6 +12,7 @@ import {
   NEED_DATA,
   sanitizeFilename,
 } from "./multipart.ts";
+import { BOUNDARY, FIELD_TEXT, FILE_TEXT, SAMPLE } from "../tests/fixtures/multipart_sample.ts";
 
 /** A test that proves its subject touches nothing: no permission is granted. */
 function pure(name: string, fn: () => void) {
@@ -20,7 +21,6 @@ function pure(name: string, fn: () => void) {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const BOUNDARY = "----PierBoundary7MA4YWxkTrZu0gW";
 
 /** A part as the table expects it: its head, and its content as text. */
 interface Part {
@@ -102,26 +102,6 @@ const field = (name: string) => `Content-Disposition: form-data; name="${name}"`
 const file = (name: string, filename = "f.bin") =>
   `Content-Disposition: form-data; name="${name}"; filename="${filename}"`;
 const text = (name: string, content: string): Part => ({ name, filename: null, contentType: null, content });
-
-// A file whose contents look like the delimiter's beginnings, so a naive matcher trips on them.
-const FILE_TEXT = `line one\r\n-- not a boundary\r\n--${BOUNDARY.slice(0, 10)}x\r\n\r\n--\r\nend`;
-const FIELD_TEXT = "héllo wörld";
-
-const SAMPLE = enc.encode(
-  "preamble to ignore\r\n" +
-    `--${BOUNDARY}\r\n` +
-    'Content-Disposition: form-data; name="title"\r\n\r\n' +
-    `${FIELD_TEXT}\r\n` +
-    `--${BOUNDARY}  \r\n` + // transport padding after the delimiter is allowed (RFC 2046 §5.1.1)
-    'Content-Disposition: form-data; name="doc"; filename="notes.txt"\r\n' +
-    "Content-Type: text/plain\r\n\r\n" +
-    `${FILE_TEXT}\r\n` +
-    `--${BOUNDARY}\r\n` +
-    'Content-Disposition: form-data; name="empty"\r\n\r\n' +
-    "\r\n" +
-    `--${BOUNDARY}--\r\n` +
-    "epilogue to ignore",
-);
 
 const SAMPLE_PARTS: Part[] = [
   text("title", FIELD_TEXT),

@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { HttpError } from "../../server/errors.ts";
 import { type MultipartOptions, parseMultipart, readMultipart } from "../../server/body.ts";
+import { BOUNDARY, FIELD_TEXT, FILE_TEXT, SAMPLE } from "../fixtures/multipart_sample.ts";
 
 const enc = new TextEncoder();
-const BOUNDARY = "----PierBoundary7MA4YWxkTrZu0gW";
 
 function streamOf(...chunks: Uint8Array[]): ReadableStream<Uint8Array> {
   return new ReadableStream({
@@ -44,26 +44,6 @@ async function withUploadDir(fn: (dir: string) => Promise<void>): Promise<void> 
     await Deno.remove(dir, { recursive: true });
   }
 }
-
-// A file whose contents look like the delimiter's beginnings, so a naive matcher trips on them.
-const FILE_TEXT = `line one\r\n-- not a boundary\r\n--${BOUNDARY.slice(0, 10)}x\r\n\r\n--\r\nend`;
-const FIELD_TEXT = "héllo wörld";
-
-const SAMPLE = enc.encode(
-  "preamble to ignore\r\n" +
-    `--${BOUNDARY}\r\n` +
-    'Content-Disposition: form-data; name="title"\r\n\r\n' +
-    `${FIELD_TEXT}\r\n` +
-    `--${BOUNDARY}  \r\n` + // transport padding after the delimiter is allowed (RFC 2046 §5.1.1)
-    'Content-Disposition: form-data; name="doc"; filename="notes.txt"\r\n' +
-    "Content-Type: text/plain\r\n\r\n" +
-    `${FILE_TEXT}\r\n` +
-    `--${BOUNDARY}\r\n` +
-    'Content-Disposition: form-data; name="empty"\r\n\r\n' +
-    "\r\n" +
-    `--${BOUNDARY}--\r\n` +
-    "epilogue to ignore",
-);
 
 async function checkSample(dir: string, stream: ReadableStream<Uint8Array>, label: string): Promise<void> {
   const { fields, files } = await parseMultipart(stream, BOUNDARY, { uploadDir: dir });
