@@ -89,9 +89,26 @@ const API_KEY = Symbol.for("opentelemetry.js.api.1");
 /** The context key of the active span, as `npm:@opentelemetry/api` and Deno's SDK both spell it. */
 export const SPAN_KEY: symbol = Symbol.for("OpenTelemetry Context Key SPAN");
 
-/** OpenTelemetry's span kinds (the API's numbering: OTLP adds one). */
+/**
+ * OpenTelemetry's span kinds, in the API's numbering (OTLP's is one more): a request served is a server
+ * span, a call to a database a client span.
+ *
+ * @example
+ * ```ts
+ * import { SpanKind, withSpan } from "./otel.ts";
+ * await withSpan("fetchRates", { kind: SpanKind.Client }, () => Promise.resolve());
+ * ```
+ */
 export const SpanKind = { Internal: 0, Server: 1, Client: 2 } as const;
-/** OpenTelemetry's span status codes. */
+/**
+ * OpenTelemetry's span status codes: a failed span is an error; the others stay unset.
+ *
+ * @example
+ * ```ts
+ * import { activeSpan, SpanStatus } from "./otel.ts";
+ * activeSpan()?.setStatus({ code: SpanStatus.Error });
+ * ```
+ */
 export const SpanStatus = { Unset: 0, Ok: 1, Error: 2 } as const;
 
 // deno-lint-ignore no-explicit-any
@@ -295,7 +312,20 @@ export function withSpan<T>(name: string, options: SpanOptions, call: () => Prom
   });
 }
 
-/** Mark a span failed by `error`: its code (a StoreError's, an errno's) or name, never its message. */
+/**
+ * Mark a span failed by `error`: `error.type` its code (a StoreError's, an errno's) or name, never its
+ * message, and the status an error.
+ *
+ * @param span The span.
+ * @param error What was thrown.
+ *
+ * @example
+ * ```ts
+ * import { activeSpan, failSpan } from "./otel.ts";
+ * const span = activeSpan();
+ * if (span) failSpan(span, new TypeError("bad"));
+ * ```
+ */
 export function failSpan(span: Span, error: unknown): void {
   const code = (error as { code?: unknown } | null)?.code;
   const type = typeof code === "string" && code !== "" ? code : error instanceof Error ? error.name : "Error";
