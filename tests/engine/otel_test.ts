@@ -223,6 +223,44 @@ Deno.test({
 });
 
 Deno.test({
+  name: "otel: a failed call's span says why by its code only; an engine's 413 is the request span's status",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using receiver = await startReceiver();
+    const pier = await startServer("pier", receiver, "pier");
+    try {
+      const lookup = await fetch(`http://127.0.0.1:${pier.port}/lookup`);
+      assert.equal(await lookup.text(), "unavailable");
+      // A chunked body over maxBodyBytes (1024 here), read by the handler: the engine answers 413.
+      const upload = await fetch(`http://127.0.0.1:${pier.port}/upload`, {
+        method: "POST",
+        body: new Blob([new Uint8Array(4096)]).stream(),
+      });
+      await upload.body?.cancel();
+      assert.equal(upload.status, 413);
+    } finally {
+      await pier.stop();
+    }
+    assert.ok(await receiver.until(() => receiver.spans.length >= 3, 5_000), pier.output());
+    const request = receiver.spans.find((s) => s.name === "GET /lookup")!;
+    const call = receiver.spans.find((s) => s.name === "lookup")!;
+    assert.equal(call.parentSpanId, request.spanId);
+    assert.equal(call.kind, 3, "a client span");
+    assert.equal(call.status.code, 2);
+    assert.deepEqual(call.attributes, {
+      "app.table": { type: "stringValue", value: "rates" },
+      "error.type": { type: "stringValue", value: "LOCKED" },
+    });
+    assert.ok(!JSON.stringify(call, (_k, v) => typeof v === "bigint" ? String(v) : v).includes("secret-key"));
+    assert.equal(request.attributes["http.response.status_code"].value, "503");
+    const upload = receiver.spans.find((s) => s.attributes["url.path"]?.value === "/upload")!;
+    assert.equal(upload.attributes["http.response.status_code"].value, "413");
+    assert.equal(upload.status.code, 0, "a 4xx is the client's");
+  },
+});
+
+Deno.test({
   name: "otel: a SIGTERM right after requests loses no span, not even an in-flight one; a SIGKILL loses all",
   sanitizeResources: false,
   sanitizeOps: false,
