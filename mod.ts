@@ -24,6 +24,18 @@ export type { Refusal } from "./server/conn.ts";
 // The limits every server enforces (the parser itself is the "./http1" entry point: the low-level API).
 export { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./server/http1.ts";
 
+// OpenTelemetry, on with Deno's (OTEL_DENO=true): the request's span, and spans of your own around calls
+export {
+  activeSpan,
+  type Attributes,
+  type AttributeValue,
+  type Span,
+  SpanKind,
+  type SpanOptions,
+  telemetryEnabled,
+  withSpan,
+} from "./server/otel.ts";
+
 // Framework: router, errors, cookies, templates, security
 export {
   type Context,

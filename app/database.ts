@@ -3,6 +3,7 @@
 // never print a database password.
 import { PostgresStore } from "./postgres_store.ts";
 import { Store, type StoreBackend } from "./store.ts";
+import type { DatabaseSystem } from "./traced_store.ts";
 
 /** The environment variable naming a PostgreSQL database when `--database` is not given. */
 export const DATABASE_URL_VAR = "DATABASE_URL";
@@ -63,4 +64,24 @@ export function openStore(options: OpenStoreOptions): { store: StoreBackend; des
   }
   const store = new PostgresStore(options.database, { poolSize: options.poolSize ?? undefined });
   return { store, description: `PostgreSQL ${store.location}` };
+}
+
+/**
+ * Which database a store reaches, for its spans (`db.system.name`).
+ *
+ * @param store A store made by {@link openStore}.
+ * @returns "postgresql" or "sqlite".
+ *
+ * @example
+ * ```ts
+ * import { databaseSystem, openStore } from "./database.ts";
+ * const dir = await Deno.makeTempDir();
+ * const { store } = openStore({ database: null, dataDir: dir });
+ * console.log(databaseSystem(store)); // "sqlite"
+ * await store.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function databaseSystem(store: StoreBackend): DatabaseSystem {
+  return store instanceof PostgresStore ? "postgresql" : "sqlite";
 }

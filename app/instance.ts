@@ -5,6 +5,7 @@ import { type PierServer, type Refusal, serve } from "../mod.ts";
 import { type SiteConfig, uploadDirOf } from "./cli.ts";
 import { BufferedLog } from "./access_log.ts";
 import { createSite, type SiteStore, UPLOAD_SLACK_BYTES } from "./site.ts";
+import { type DatabaseSystem, tracedStore } from "./traced_store.ts";
 
 /**
  * Where static/ and templates/ are: the working directory's, as the start task runs, or, in the single
@@ -21,6 +22,8 @@ export function assetDir(name: "static" | "templates"): string {
 export interface InstanceOptions {
   /** The store, or a relay to it. */
   store: SiteStore;
+  /** The database behind it, for the store's spans when OpenTelemetry is on. */
+  database: DatabaseSystem;
   /** PEM texts, read by the main thread. */
   tls: { cert?: string; key?: string };
   /** The port to listen on (the first Worker's real port when the config said 0). */
@@ -43,7 +46,8 @@ export function startInstance(config: SiteConfig, options: InstanceOptions): Pie
   // and when the server has finished (a graceful stop loses no line).
   const log = config.quiet ? null : new BufferedLog();
   const site = createSite({
-    store: options.store,
+    // With OTEL_DENO=true each database call is a child span of its request's; else the store as it is.
+    store: tracedStore(options.store, options.database),
     uploadDir: uploadDirOf(config),
     maxUploadBytes: config.maxUploadBytes,
     accessLog: log?.line ?? null,

@@ -11,7 +11,7 @@ import {
   uploadDirOf,
   usageLine,
 } from "./cli.ts";
-import { databaseUrl, openStore } from "./database.ts";
+import { databaseSystem, databaseUrl, openStore } from "./database.ts";
 import { startInstance } from "./instance.ts";
 import type { StoreBackend } from "./store.ts";
 import { canStartWorkers, startWorkers, type WorkerPool } from "./workers.ts";
@@ -120,6 +120,7 @@ if (config.workers > 1) {
 if (server === null) {
   const single = startInstance(config, {
     store,
+    database: databaseSystem(store),
     tls,
     port: config.port,
     reusePort: false,

@@ -10,6 +10,7 @@ import type { PierServer } from "../mod.ts";
 import type { SiteConfig } from "./cli.ts";
 import { startInstance } from "./instance.ts";
 import { StoreRelay } from "./relay.ts";
+import type { DatabaseSystem } from "./traced_store.ts";
 
 /** The main thread's messages to a server Worker. */
 export type ServerWorkerCommand =
@@ -19,6 +20,8 @@ export type ServerWorkerCommand =
     tls: { cert?: string; key?: string };
     port: number;
     storePort: MessagePort;
+    /** The database behind the relay, for the store's spans. */
+    database: DatabaseSystem;
     /** Code folders and files whose read access the Worker drops once loaded. */
     codePaths: string[];
   }
@@ -35,6 +38,7 @@ self.onmessage = async (event: MessageEvent<ServerWorkerCommand>) => {
     for (const path of command.codePaths) await Deno.permissions.revoke({ name: "read", path });
     server = startInstance(command.config, {
       store: new StoreRelay(command.storePort),
+      database: command.database,
       tls: command.tls,
       port: command.port,
       reusePort: true,

@@ -2,6 +2,7 @@
 // them), one store in the main thread relayed to each, and a supervisor that restarts a Worker that crashes.
 // It owns the Workers' lifetimes; it must never serve a request itself.
 import type { SiteConfig } from "./cli.ts";
+import { databaseSystem } from "./database.ts";
 import { serveStoreRelay } from "./relay.ts";
 import type { ServerWorkerCommand, ServerWorkerEvent } from "./server_worker.ts";
 import type { StoreBackend } from "./store.ts";
@@ -112,6 +113,7 @@ export async function startWorkers(options: WorkersOptions): Promise<WorkerPool>
         tls: options.tls,
         port,
         storePort: channel.port2,
+        database: databaseSystem(options.store),
         codePaths,
       };
       worker.postMessage(start, [channel.port2]);

@@ -4,6 +4,7 @@
 // interface), so this file holds what every matcher shares: HTTP's answers around a match, and middleware.
 import { type Context, createContext, type Middleware, type RouteHandler } from "./context.ts";
 import { errorResponse } from "./errors.ts";
+import { activeSpan, nameRoute, type Span, tracingEnabled } from "./otel.ts";
 import { type RouteMatcher, TrieMatcher } from "./router_trie.ts";
 import { decodePathOnce } from "./safe_path.ts";
 import type { ServeHandlerInfo } from "./types.ts";
@@ -425,13 +426,16 @@ export class Router {
   async #handle(request: Request, info: ServeHandlerInfo): Promise<Response> {
     const ctx = createContext(request, info, { trustedProxies: this.#options.trustedProxies });
     this.#started = true;
+    // The request's server span (Pier's or Deno.serve's), taken before any middleware starts its own, so the
+    // route names it. With telemetry off this one test is all it costs.
+    const serverSpan = tracingEnabled ? activeSpan() : undefined;
     const layers = this.#layers;
     // Decoded once per request, and only when some middleware has a path; undecodable, it stays as it came.
     const pathname = ctx.url.pathname;
     const path = this.#scoped ? decodePathOnce(pathname) ?? pathname : pathname;
     const run = async (i: number): Promise<Response> => {
       while (i < layers.length && layers[i].scope?.(path) === false) i++;
-      if (i === layers.length) return await this.#dispatch(request, ctx);
+      if (i === layers.length) return await this.#dispatch(request, ctx, serverSpan);
       const { middleware } = layers[i];
       let called = false;
       const next = (): Promise<Response> => {
@@ -453,12 +457,14 @@ export class Router {
   }
 
   /** Route the request; a route's error is answered here, so middleware still sees (and decorates) it. */
-  async #dispatch(request: Request, ctx: Context): Promise<Response> {
+  async #dispatch(request: Request, ctx: Context, serverSpan: Span | undefined): Promise<Response> {
     try {
       const pathname = ctx.url.pathname;
       const found = this.match(request.method, pathname);
       if (found) {
         ctx.params = found.params;
+        // OpenTelemetry's http.route: the pattern, never the path (which may name a person).
+        if (serverSpan !== undefined) nameRoute(serverSpan, request.method, found.pattern);
         return checked(await found.handler(request, ctx), `route ${found.pattern}`);
       }
       if (!STANDARD_METHODS.has(request.method) && !this.#methods.has(request.method)) {

@@ -5,6 +5,8 @@ import { Connection, type ConnectionHost, ConnState, Deadline, type Refusal } fr
 import { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./http1.ts";
 import type { Handler } from "./types.ts";
 import { fastPathFailure } from "./_fast.ts";
+import { telemetryEnabled } from "./otel.ts";
+import { instrument } from "./telemetry.ts";
 
 /**
  * Options for {@link serve}. Every field has a safe default; `{}` is a valid configuration.
@@ -176,7 +178,6 @@ class Server implements ConnectionHost, PierServer {
   #refed = true;
 
   constructor(options: ServeOptions, handler: Handler) {
-    this.handler = handler;
     const limits: Partial<ParserLimits> = {};
     for (const k of Object.keys(DEFAULT_PARSER_LIMITS) as (keyof ParserLimits)[]) {
       if (options[k] !== undefined) limits[k] = options[k];
@@ -188,7 +189,6 @@ class Server implements ConnectionHost, PierServer {
     this.writeTimeoutMs = options.writeTimeoutMs ?? SERVE_DEFAULTS.writeTimeoutMs;
     this.maxDrainBytes = options.maxDrainBytes ?? SERVE_DEFAULTS.maxDrainBytes;
     this.methods = options.methods === undefined ? null : new Set(options.methods);
-    this.#onError = options.onError ?? defaultOnError;
     this.#onRefused = options.onRefused;
 
     const hostname = options.hostname ?? SERVE_DEFAULTS.hostname;
@@ -207,6 +207,12 @@ class Server implements ConnectionHost, PierServer {
       })
       : Deno.listen({ hostname, port, reusePort: options.reusePort });
     this.scheme = tls ? "https" : "http";
+    // OpenTelemetry (OTEL_DENO=true): decided here, once. With it off the handler is the caller's own, and
+    // no request runs any telemetry code.
+    const onError = options.onError ?? defaultOnError;
+    const instrumented = telemetryEnabled ? instrument(handler, onError, this.scheme) : null;
+    this.handler = instrumented?.handler ?? handler;
+    this.#onError = instrumented?.onError ?? onError;
     this.addr = this.#listener.addr as Deno.NetAddr;
     const h = this.addr.hostname.includes(":") ? `[${this.addr.hostname}]` : this.addr.hostname;
     this.defaultHost = `${h}:${this.addr.port}`;
