@@ -279,19 +279,21 @@ class ZlibChannel {
         reject(error);
       };
       for (const part of parts) stream.write(part);
-      stream.flush(zlib.constants.Z_SYNC_FLUSH, () => {
-        if (this.#settle === null) return; // failed meanwhile
-        this.#settle = null;
-        const chunks = this.#chunks;
-        this.#chunks = [];
-        const out = new Uint8Array(this.#bytes);
-        let at = 0;
-        for (const c of chunks) {
-          out.set(c, at);
-          at += c.length;
-        }
-        resolve(out);
-      });
+      // The callback runs before an error of the same write is emitted: settle one microtask later.
+      stream.flush(zlib.constants.Z_SYNC_FLUSH, () =>
+        queueMicrotask(() => {
+          if (this.#settle === null) return; // failed meanwhile
+          this.#settle = null;
+          const chunks = this.#chunks;
+          this.#chunks = [];
+          const out = new Uint8Array(this.#bytes);
+          let at = 0;
+          for (const c of chunks) {
+            out.set(c, at);
+            at += c.length;
+          }
+          resolve(out);
+        }));
     });
   }
 }

@@ -445,10 +445,11 @@ export class FrameParser {
     // What must fit whole from the first pending byte: a frame head, or a frame processed whole.
     const need = this.#inFrame && this.#whole ? this.#payloadLeft : MAX_HEAD_BYTES;
     const buf = this.#buf;
-    if (buf.length - this.#start < need || (this.#start > 0 && buf.length - this.#end < MIN_READ_ROOM)) {
-      // Move what is pending to the front, into a larger buffer when a whole frame needs one.
+    if (buf.length - this.#start < need || buf.length - this.#end < MIN_READ_ROOM) {
+      // Move what is pending to the front, into a larger buffer when a whole frame (or, through feed(),
+      // more bytes than one unit) needs one.
       const pending = this.#end - this.#start;
-      const size = Math.max(buf.length, need + MIN_READ_ROOM);
+      const size = Math.max(buf.length, need + MIN_READ_ROOM, pending + MIN_READ_ROOM);
       if (size > buf.length) {
         const to = new Uint8Array(size);
         to.set(buf.subarray(this.#start, this.#end));
