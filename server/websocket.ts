@@ -118,6 +118,19 @@ const OUT_POOL_MAX = 64;
 const SCRATCH = new Uint8Array(64 * 1024);
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
+// ignoreBOM: a leading U+FEFF is part of the message, and an echo must give it back.
+const bomKeepingDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/**
+ * Decode text already checked as UTF-8: Deno's decoder op (several times cheaper than a fatal TextDecoder),
+ * except for text starting with a byte-order mark, which that op would drop.
+ */
+function decodeUtf8(bytes: Uint8Array): string {
+  if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+    return bomKeepingDecoder.decode(bytes);
+  }
+  return decodeAscii(bytes);
+}
 
 /** What a session tells the object the handler holds (a WebSocket, or a WebSocketStream). */
 interface SessionListener {
@@ -206,7 +219,7 @@ class Session implements Tunnel {
       maxMessageBytes: config.maxMessageBytes,
       maxFrameBytes: config.maxFrameBytes,
       deflate: config.deflate !== null,
-      decodeUtf8: decodeAscii,
+      decodeUtf8,
     });
     this.done = new Promise((resolve) => this.#resolveDone = resolve);
   }
@@ -338,7 +351,7 @@ class Session implements Tunnel {
       if (!utf8.feed(bytes, 0, bytes.length) || !utf8.complete) {
         return this.#fail(CloseCode.InvalidPayload, "text message is not valid UTF-8");
       }
-      this.#deliver(decodeAscii(bytes));
+      this.#deliver(decodeUtf8(bytes));
     }
     const pending = this.#process();
     if (pending !== undefined) await pending;

@@ -365,6 +365,8 @@ export class FrameParser {
   #fin = false;
   #opcode = 0;
   #compressed = false;
+  /** The frame carries uncompressed text: its bytes are checked as UTF-8 as they arrive. */
+  #text = false;
   #key = new Uint8Array(4);
   #masked = false;
   /** Payload bytes of the current frame not yet consumed. */
@@ -597,24 +599,39 @@ export class FrameParser {
       this.#messageBinary = opcode === Opcode.Binary;
       this.#messageCompressed = rsv1;
       this.#messageBytes = 0;
+      this.#utf8.reset();
     }
     this.#compressed = this.#messageCompressed;
+    this.#text = !control && !this.#messageBinary && !this.#messageCompressed;
     return null;
   }
 
-  /** Consume the current frame's payload: an event when a message or control frame is complete. */
+  /**
+   * Consume the current frame's payload: an event when a message or control frame is complete. Bytes are
+   * unmasked, and text checked as UTF-8, as soon as they arrive, also for a frame processed whole, so
+   * invalid text fails before the rest of its frame is sent (RFC 6455 §8.1).
+   */
   #readPayload(): FrameEvent | null {
     const left = this.#payloadLeft;
     const avail = this.#end - this.#start;
+    const start = this.#start;
+    const buf = this.#buf;
     if (this.#whole) {
-      if (avail < left) return null; // wait for all of it (writable() makes room)
-      const start = this.#start;
+      // The payload stays in place until all of it is here (writable() makes room); what arrived since the
+      // last call is unmasked and checked now.
+      const have = avail < left ? avail : left;
+      const done = this.#payloadDone;
+      if (have > done) {
+        if (this.#masked) unmask(buf, start + done, start + have, this.#key, done & 3);
+        if (this.#text && !this.#utf8.feed(buf, start + done, start + have)) return this.#invalidText();
+        this.#payloadDone = have;
+      }
+      if (avail < left) return null;
       const end = start + left;
-      if (this.#masked) unmask(this.#buf, start, end, this.#key, 0);
       this.#start = end;
       this.#inFrame = false;
       this.#payloadLeft = 0;
-      const data = this.#buf.subarray(start, end);
+      const data = buf.subarray(start, end);
       const opcode = this.#opcode;
       if (opcode >= Opcode.Close) return this.#control(opcode, data);
       // A message in this one frame: handed over as a view, or as a string.
@@ -622,44 +639,33 @@ export class FrameParser {
         this.#messageBytes = left;
         if (this.#compressed) return { type: "deflated", binary: this.#messageBinary, data };
         if (this.#messageBinary) return { type: "binary", data };
-        return this.#wholeText(start, end);
+        if (!this.#utf8.complete) return this.#invalidText();
+        return { type: "text", text: this.#decodeUtf8(data) };
       }
       return this.#append(data, this.#fin);
     }
     // A large frame: take what is here, unmasked in place, and wait for the rest.
     if (avail === 0) return null;
-    const n = Math.min(avail, left);
-    const start = this.#start;
-    if (this.#masked) unmask(this.#buf, start, start + n, this.#key, this.#payloadDone & 3);
+    const n = avail < left ? avail : left;
+    if (this.#masked) unmask(buf, start, start + n, this.#key, this.#payloadDone & 3);
+    if (this.#text && !this.#utf8.feed(buf, start, start + n)) return this.#invalidText();
     this.#start += n;
     this.#payloadDone += n;
     this.#payloadLeft -= n;
     const done = this.#payloadLeft === 0;
     if (done) this.#inFrame = false;
-    return this.#append(this.#buf.subarray(start, start + n), done && this.#fin);
+    return this.#append(buf.subarray(start, start + n), done && this.#fin);
   }
 
-  /** A text message in one frame: validated (§8.1), then decoded. */
-  #wholeText(start: number, end: number): FrameEvent {
-    const utf8 = this.#utf8;
-    if (!utf8.feed(this.#buf, start, end) || !utf8.complete) {
-      return this.#fail(1007, "text message is not valid UTF-8");
-    }
-    return { type: "text", text: this.#decodeUtf8(this.#buf.subarray(start, end)) };
+  #invalidText(): FrameEvent {
+    this.#utf8.reset();
+    return this.#fail(1007, "text message is not valid UTF-8");
   }
 
-  /** Add payload bytes to the message being assembled; the message event when `last`. */
+  /** Add payload bytes (unmasked, and checked if text) to the message being assembled; the event when `last`. */
   #append(data: Uint8Array, last: boolean): FrameEvent | null {
-    const text = !this.#messageBinary && !this.#compressed;
-    if (text) {
-      // Checked as it arrives: invalid UTF-8 fails at its first bad byte, not at the message's end.
-      const utf8 = this.#utf8;
-      if (this.#messageBytes === 0) utf8.reset();
-      if (!utf8.feed(data, 0, data.length) || (last && !utf8.complete)) {
-        utf8.reset();
-        return this.#fail(1007, "text message is not valid UTF-8");
-      }
-    }
+    const text = this.#text;
+    if (last && text && !this.#utf8.complete) return this.#invalidText();
     const used = this.#messageBytes;
     this.#messageBytes += data.length;
     if (this.#assembly.length < this.#messageBytes) {

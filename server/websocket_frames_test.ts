@@ -221,6 +221,13 @@ Deno.test("FrameParser validates UTF-8 across fragments and fails early with 100
   early.feed(frame(Opcode.Text, large).subarray(0, 5000));
   const first = early.next();
   assert.ok(first !== NEED_DATA && first.type === "error" && first.error.code === 1007);
+  // The same inside a small frame, which is otherwise handed over only once whole.
+  const small = new Uint8Array(1000).fill(0x61);
+  small[3] = 0xc0;
+  const soon = new FrameParser();
+  soon.feed(frame(Opcode.Text, small).subarray(0, 20));
+  const second = soon.next();
+  assert.ok(second !== NEED_DATA && second.type === "error" && second.error.code === 1007);
   // A message ending inside a character, overlongs, surrogates and code points past U+10FFFF.
   for (
     const bad of [[0xce], [0xc0, 0x80], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [
