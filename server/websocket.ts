@@ -109,13 +109,37 @@ function isDisconnect(e: unknown): boolean {
     e instanceof Deno.errors.UnexpectedEof;
 }
 
-/** An out buffer's size; larger ones are made for large messages and dropped after use. */
+/** The smallest out buffer; larger ones go by powers of two, up to OUT_BUFFER_MAX. */
 const OUT_BUFFER = 16 * 1024;
-/** Free out buffers shared by all sessions: an idle socket holds none. */
-const outPool: Uint8Array[] = [];
-const OUT_POOL_MAX = 64;
+/** Out buffers up to this size are pooled; a larger one (a message of megabytes) is dropped after use. */
+const OUT_BUFFER_MAX = 256 * 1024;
+/** Free out buffers shared by all sessions, by size (16, 32, 64, 128, 256 KiB): an idle socket holds none. */
+const outPools: Uint8Array[][] = [[], [], [], [], []];
+/** Buffers kept per size: enough for the sessions writing at once, a bounded amount of memory. */
+const OUT_POOL_MAX = 32;
 /** Where strings are encoded before being framed (encodeInto is several times faster than encode). */
-const SCRATCH = new Uint8Array(64 * 1024);
+let scratch = new Uint8Array(64 * 1024);
+/** Strings up to this long are encoded through the scratch buffer (which grows to 3 bytes per char). */
+const SCRATCH_MAX_CHARS = 256 * 1024;
+
+/** An out buffer of at least `size` bytes: from the pool, or new. */
+function takeOut(size: number): Uint8Array {
+  if (size > OUT_BUFFER_MAX) return new Uint8Array(size);
+  let cls = 0;
+  let length = OUT_BUFFER;
+  while (length < size) {
+    length *= 2;
+    cls++;
+  }
+  return outPools[cls].pop() ?? new Uint8Array(length);
+}
+
+function giveOut(buffer: Uint8Array): void {
+  const length = buffer.length;
+  if (length > OUT_BUFFER_MAX || length < OUT_BUFFER) return;
+  const cls = Math.log2(length / OUT_BUFFER);
+  if (Number.isInteger(cls) && outPools[cls].length < OUT_POOL_MAX) outPools[cls].push(buffer);
+}
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 // ignoreBOM: a leading U+FEFF is part of the message, and an echo must give it back.
@@ -368,10 +392,11 @@ class Session implements Tunnel {
   sendText(text: string, waiter?: Waiter): void {
     if (this.#closeSent || this.#tcpClosed) return waiter?.reject(new Error("the WebSocket is closed"));
     let bytes: Uint8Array;
-    if (text.length <= SCRATCH.length / 3) {
-      bytes = SCRATCH.subarray(0, encoder.encodeInto(text, SCRATCH).written);
+    if (text.length <= SCRATCH_MAX_CHARS) {
+      if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
+      bytes = scratch.subarray(0, encoder.encodeInto(text, scratch).written);
     } else bytes = encoder.encode(text);
-    this.#send(Opcode.Text, bytes, bytes.buffer !== SCRATCH.buffer, waiter);
+    this.#send(Opcode.Text, bytes, bytes.buffer !== scratch.buffer, waiter);
   }
 
   /**
@@ -443,8 +468,7 @@ class Session implements Tunnel {
     let out = this.#out;
     const used = this.#outLength;
     if (out === null || out.length - used < size) {
-      const want = used + size;
-      const next = want <= OUT_BUFFER ? (outPool.pop() ?? new Uint8Array(OUT_BUFFER)) : new Uint8Array(want);
+      const next = takeOut(used + size);
       if (out !== null) {
         next.set(out.subarray(0, used));
         giveOut(out);
@@ -655,10 +679,6 @@ class Session implements Tunnel {
     this.#resume = null;
     resume?.();
   }
-}
-
-function giveOut(buffer: Uint8Array): void {
-  if (buffer.length === OUT_BUFFER && outPool.length < OUT_POOL_MAX) outPool.push(buffer);
 }
 
 /** `text` cut to at most `max` bytes of UTF-8, never inside a character. */

@@ -103,7 +103,9 @@ Deno.test("MessageDeflate without context takeover compresses each message alone
 });
 
 Deno.test("MessageDeflate stops inflating a bomb at the limit with 1009, and refuses bad data with 1007", async () => {
-  const bomb = zlib.deflateRawSync(new Uint8Array(10 * 1024 * 1024), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  const bomb = zlib.deflateRawSync(new Uint8Array(10 * 1024 * 1024), {
+    finishFlush: zlib.constants.Z_SYNC_FLUSH,
+  });
   assert.ok(bomb.length < 20_000);
   const receiver = new MessageDeflate(PARAMS);
   await assert.rejects(

@@ -210,6 +210,8 @@ const INITIAL_BUFFER = 16 * 1024;
 const MIN_READ_ROOM = 4 * 1024;
 /** Most bytes a frame head takes: 2, then 8 of length, then 4 of mask (§5.2). */
 const MAX_HEAD_BYTES = 14;
+/** Below this many bytes, checking UTF-8 byte by byte is cheaper than setting up the word view. */
+const WORD_ASCII_MIN = 64;
 /** Below this many bytes, unmasking byte by byte is cheaper than setting up the word view. */
 const WORD_UNMASK_MIN = 32;
 /** The host stores a Uint32 little-endian (all that Deno runs on; checked, so another host still works). */
@@ -266,10 +268,26 @@ export class Utf8Validator {
     let need = this.#need;
     let low = this.#low;
     let high = this.#high;
+    // Long runs of ASCII (most text, JSON) are skipped a 32-bit word at a time.
+    let words: Int32Array | null = null;
+    let base = 0;
+    if (end - start >= WORD_ASCII_MIN) {
+      base = (4 - ((buf.byteOffset + start) & 3)) & 3; // bytes before the first aligned word
+      words = new Int32Array(buf.buffer, buf.byteOffset + start + base, (end - start - base) >>> 2);
+    }
     for (let i = start; i < end; i++) {
       const b = buf[i];
       if (need === 0) {
-        if (b < 0x80) continue;
+        if (b < 0x80) {
+          if (words !== null && ((i - start - base) & 3) === 3) {
+            // At an aligned word boundary next: skip whole words while none has a high bit.
+            let w = (i + 1 - start - base) >>> 2;
+            while (w < words.length && (words[w] & 0x80808080) === 0) w++;
+            const to = start + base + (w << 2) - 1;
+            if (to > i) i = to;
+          }
+          continue;
+        }
         if (b < 0xc2) return false; // a continuation byte, or C0/C1 (overlong)
         if (b < 0xe0) need = 1;
         else if (b < 0xf0) {
