@@ -981,7 +981,7 @@ export interface WebSocketStreamConnection {
    */
   readable: ReadableStream<string | Uint8Array>;
   /** Messages to send; each `write()` resolves once its bytes are written to the connection. */
-  writable: WritableStream<string | BufferSource>;
+  writable: WritableStream<string | ArrayBufferLike | ArrayBufferView>;
   /** The subprotocol agreed, or "". */
   protocol: string;
   /** The extensions agreed, or "". */
@@ -1042,7 +1042,7 @@ export class PierWebSocketStream {
       pull: () => s.resume(),
       cancel: () => s.close(CloseCode.Normal, ""),
     }, { highWaterMark: STREAM_READ_AHEAD, size: (chunk) => chunk.length });
-    const writable = new WritableStream<string | BufferSource>({
+    const writable = new WritableStream<string | ArrayBufferLike | ArrayBufferView>({
       write: (chunk) => {
         if (s.readyState !== ReadyState.Open) return Promise.reject(new Error("the WebSocket is closed"));
         return new Promise<void>((resolve, reject) => {
@@ -1050,7 +1050,7 @@ export class PierWebSocketStream {
           if (typeof chunk === "string") s.sendText(chunk, waiter);
           else if (ArrayBuffer.isView(chunk)) {
             s.sendBytes(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength), waiter);
-          } else s.sendBytes(new Uint8Array(chunk), waiter);
+          } else s.sendBytes(new Uint8Array(chunk as ArrayBufferLike), waiter);
         });
       },
       close: () => s.close(CloseCode.Normal, ""),
