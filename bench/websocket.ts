@@ -101,7 +101,9 @@ export async function runWebSocket(
   const scenarios = WEBSOCKET_SCENARIOS.filter((s) => ids.includes(s.id));
   const machine = await machineInfo();
   const header = [
-    `WebSocket echo: our load client, ${options.seconds} s per run, ${options.rounds} interleaved rounds, ${pinningNote()}`,
+    `WebSocket echo: our load client, ${options.seconds} s per run, ${options.rounds} interleaved rounds, ${
+      pinningNote().replace("wrk", "the load client")
+    }`,
     `${machineLine(machine)}, load average ${machine.load} at start`,
   ];
   const servers: ServerProc[] = [];
