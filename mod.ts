@@ -36,6 +36,20 @@ export {
   withSpan,
 } from "./server/otel.ts";
 
+// WebSocket (RFC 6455) with permessage-deflate (RFC 7692), shaped as Deno.upgradeWebSocket
+export {
+  PierWebSocket,
+  PierWebSocketStream,
+  upgradeWebSocket,
+  type UpgradeWebSocketOptions,
+  upgradeWebSocketStream,
+  WEBSOCKET_DEFAULTS,
+  type WebSocketCloseInfo,
+  type WebSocketStreamConnection,
+  type WebSocketUpgrade,
+} from "./server/websocket.ts";
+export { DEFLATE_DEFAULTS, type DeflateOptions } from "./server/websocket_deflate.ts";
+
 // Framework: router, errors, cookies, templates, security
 export {
   type Context,

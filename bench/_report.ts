@@ -235,10 +235,15 @@ export const CLUSTER_END = "<!-- end of cluster section -->";
 /** The site section's markers (bench/site.ts), kept the same way. */
 export const SITE_BEGIN = "<!-- site section: written by bench/run.ts --only site, kept by other runs -->";
 export const SITE_END = "<!-- end of site section -->";
+/** The WebSocket section's markers (bench/websocket.ts), kept the same way. */
+export const WEBSOCKET_BEGIN =
+  "<!-- websocket section: written by bench/run.ts --only ws-64,ws-64k,ws-64k-deflate, kept by other runs -->";
+export const WEBSOCKET_END = "<!-- end of websocket section -->";
 const CLUSTER: Markers = { begin: CLUSTER_BEGIN, end: CLUSTER_END };
 const SITE: Markers = { begin: SITE_BEGIN, end: SITE_END };
+const WEBSOCKET: Markers = { begin: WEBSOCKET_BEGIN, end: WEBSOCKET_END };
 /** Every kept section: a rewrite of the main page carries each one over. */
-const KEPT: readonly Markers[] = [SITE, CLUSTER];
+const KEPT: readonly Markers[] = [SITE, CLUSTER, WEBSOCKET];
 
 /** A marked section of a page (markers included, with a newline), or "" when it has none. */
 export function markedSection(text: string, markers: Markers): string {
@@ -350,5 +355,16 @@ export async function writeClusterSection(path: string, section: string): Promis
  */
 export async function writeSiteSection(path: string, section: string): Promise<void> {
   await Deno.writeTextFile(path, withSiteSection(await readIfExists(path), section));
+  await format(path);
+}
+
+/**
+ * Write the WebSocket section into the page at `path`, leaving the rest of it as it was.
+ *
+ * @param path The page (created if missing).
+ * @param section The section, markers included.
+ */
+export async function writeWebSocketSection(path: string, section: string): Promise<void> {
+  await Deno.writeTextFile(path, withMarkedSection(await readIfExists(path), WEBSOCKET, section));
   await format(path);
 }

@@ -30,7 +30,14 @@ import {
 import { machineInfo, machineLine } from "./_machine.ts";
 import { measureConnectionMemory } from "./conn_memory.ts";
 import { ROUTED_PATH } from "./servers/routed.ts";
-import { type Report, type Row, writeClusterSection, writeReport, writeSiteSection } from "./_report.ts";
+import {
+  type Report,
+  type Row,
+  writeClusterSection,
+  writeReport,
+  writeSiteSection,
+  writeWebSocketSection,
+} from "./_report.ts";
 import {
   CLUSTER_DB_VARS,
   clusterDatabaseUrl,
@@ -40,6 +47,13 @@ import {
   runCluster,
 } from "./cluster.ts";
 import { runSite, SITE_CONNECTIONS, siteMarkdown, type SiteReport, siteTable } from "./site.ts";
+import {
+  runWebSocket,
+  WEBSOCKET_SCENARIOS,
+  webSocketMarkdown,
+  webSocketTable,
+  type WsReport,
+} from "./websocket.ts";
 
 const args = Deno.args;
 const option = (name: string) => {
@@ -90,7 +104,13 @@ const SCENARIOS: Scenario[] = [
   { id: "site-4k", label: "static 4 KiB via the site, logs on", app: "site", path: "/4k.bin" },
   { id: "site-1m", label: "static 1 MiB via the site, logs on", app: "site", path: "/1m.bin" },
 ];
-const known = [...SCENARIOS.map((s) => s.id), "memory", "site", "cluster"];
+const known = [
+  ...SCENARIOS.map((s) => s.id),
+  "memory",
+  "site",
+  "cluster",
+  ...WEBSOCKET_SCENARIOS.map((s) => s.id),
+];
 for (const id of ONLY ?? []) {
   if (!known.includes(id)) {
     console.error(`--only ${id}: unknown; one or more of ${known.join(", ")}, comma-separated`);
@@ -104,6 +124,8 @@ const runMemory = !args.includes("--skip-memory") && (!ONLY || ONLY.includes("me
 /** The single-server scenarios or the memory figure: the page's main table (writeReport). */
 const runMain = selected.length > 0 || runMemory;
 const runSiteScenarios = !ONLY || ONLY.includes("site");
+/** The WebSocket rows asked for (all of them without --only). */
+const wsIds = WEBSOCKET_SCENARIOS.map((s) => s.id).filter((id) => !ONLY || ONLY.includes(id));
 const CLUSTER_DB = clusterDatabaseUrl();
 const runClusterScenarios = (!ONLY || ONLY.includes("cluster")) && CLUSTER_DB !== null;
 if (ONLY?.includes("cluster") && CLUSTER_DB === null) {
@@ -447,8 +469,24 @@ if (runClusterScenarios) {
   console.log("\n" + clusterTable(cluster).join("\n"));
 }
 
+let websocket: WsReport | null = null;
+if (wsIds.length > 0) {
+  console.log("");
+  websocket = await runWebSocket(wsIds, {
+    rounds: ROUNDS,
+    seconds: SECONDS,
+    command: `bench/run.ts ${args.join(" ")}`.trim(),
+  });
+  console.log(webSocketTable(websocket).join("\n"));
+}
+
 const after = await machineInfo();
 console.log(`\nload average ${after.load} at the end`);
+
+if (WRITE && websocket) {
+  await writeWebSocketSection(WRITE, webSocketMarkdown(websocket));
+  console.log(`wrote the websocket section of ${WRITE}`);
+}
 
 if (WRITE && site) {
   await writeSiteSection(WRITE, siteMarkdown(site));

@@ -6,7 +6,7 @@
 export interface Prerequisite {
   /** The Debian package that provides it. */
   package: string;
-  /** A program looked up on PATH, or an absolute path that must exist. */
+  /** A program looked up on PATH, or an absolute path that must exist (a Python module's `__init__.py`). */
   program: string;
   /** The tests that need it, for whoever reads this table. */
   neededBy: string;
@@ -19,6 +19,11 @@ export const PREREQUISITES: readonly Prerequisite[] = [
   { package: "chromium", program: "/usr/bin/chromium", neededBy: "tests/site/site_browser_test.ts" },
   { package: "python3", program: "python3", neededBy: "the shared HTTP corpus runner" },
   { package: "nodejs", program: "node", neededBy: "tests/engine/conformance_test.ts" },
+  {
+    package: "python3-websockets",
+    program: "/usr/lib/python3/dist-packages/websockets/__init__.py",
+    neededBy: "tests/engine/websocket_clients_test.ts (Debian's /usr/bin/python3 runs it)",
+  },
 ];
 
 /** Debian installs each PostgreSQL major version's programs here: `/usr/lib/postgresql/15/bin/initdb`. */
@@ -63,11 +68,22 @@ function isExecutable(path: string): boolean {
   }
 }
 
+/** Whether `path` is a file (a Python module is imported, not run: it needs no execute bit). */
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Whether a program is on PATH, or, given as an absolute path, exists and is executable. Deno standing in does
+ * Whether a program is on PATH, or, given as an absolute path, exists and is executable (or is a Python
+ * module's file). Deno standing in does
  * not count: `deno run` puts a `node` that is Deno itself first on PATH, and the tests need the real one.
  */
 function installed(program: string): boolean {
+  if (program.startsWith("/") && program.endsWith(".py")) return isFile(program);
   const candidates = program.startsWith("/")
     ? [program]
     : (Deno.env.get("PATH") ?? "").split(":").filter((dir) => dir !== "").map((dir) => `${dir}/${program}`);
@@ -86,7 +102,7 @@ function installed(program: string): boolean {
  * @example
  * ```ts
  * import { missingPackages } from "./_prerequisites.ts";
- * console.log(missingPackages(() => false, () => true)); // ["nginx", "openssl", "chromium", "python3", "nodejs"]
+ * console.log(missingPackages(() => false, () => true)); // ["nginx", "openssl", "chromium", "python3", "nodejs", "python3-websockets"]
  * ```
  */
 export function missingPackages(
