@@ -253,10 +253,10 @@ class Stream implements EventStream {
         this.#controller = controller;
       },
       pull: () => this.#pull(),
+      // The server cancels the body when the client leaves (Pier and Deno.serve alike). request.signal is
+      // not watched: Deno.serve also aborts it when a response completes, and warns about listeners.
       cancel: () => this.#end(null),
     }, { highWaterMark: 0 });
-    if (request.signal.aborted) this.#end(null);
-    else request.signal.addEventListener("abort", () => this.#end(null), { once: true });
     this.#armHeartbeat(this.#options.heartbeatMs);
   }
 
@@ -412,7 +412,7 @@ class Stream implements EventStream {
  * - memory: `send()` waits while the client is not reading, and a client that takes nothing for
  *   `writeTimeoutMs`, or falls `maxBufferedBytes` behind, is dropped.
  *
- * @param request The request (its `Last-Event-ID`, and its signal, which ends the stream).
+ * @param request The request, for its `Last-Event-ID`.
  * @param handler Writes the messages.
  * @param options Heartbeat, timeout, queue limits, headers, error hook.
  * @returns The `text/event-stream` response to return from the route.

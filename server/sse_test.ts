@@ -286,15 +286,6 @@ pure(
   },
 );
 
-pure("sse(): the request's signal aborting ends the stream", async () => {
-  const abort = new AbortController();
-  const { stream, reader } = open({ signal: abort.signal });
-  abort.abort();
-  await stream.finished;
-  assert.equal(stream.closed, true);
-  await reader.cancel();
-});
-
 pure("sse(): close() sends what is queued, then the body ends", async () => {
   const { stream, reader } = open();
   stream.send({ data: "one" });
