@@ -24,6 +24,20 @@ export type { Refusal } from "./server/conn.ts";
 // The limits every server enforces (the parser itself is the "./http1" entry point: the low-level API).
 export { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./server/http1.ts";
 
+// WebSocket (RFC 6455) with permessage-deflate (RFC 7692), shaped as Deno.upgradeWebSocket
+export {
+  PierWebSocket,
+  PierWebSocketStream,
+  upgradeWebSocket,
+  type UpgradeWebSocketOptions,
+  upgradeWebSocketStream,
+  WEBSOCKET_DEFAULTS,
+  type WebSocketCloseInfo,
+  type WebSocketStreamConnection,
+  type WebSocketUpgrade,
+} from "./server/websocket.ts";
+export { DEFLATE_DEFAULTS, type DeflateOptions } from "./server/websocket_deflate.ts";
+
 // Framework: router, errors, cookies, templates, security
 export {
   type Context,

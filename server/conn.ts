@@ -7,6 +7,7 @@ import { makeRequest } from "./_fast.ts";
 import { decodeAscii, rawRid, readOp, writeOp } from "./_ops.ts";
 import { Outcome, ResponseWriter, settlesSoon, type Sink } from "./writer.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
+import { takeoverFor, type Tunnel } from "./_upgrade.ts";
 
 /** What a connection needs from its server: settings, the clock, the log and the shutdown flag. */
 export interface ConnectionHost {
@@ -33,6 +34,8 @@ export interface ConnectionHost {
   onRefused(refusal: Refusal): void;
   log(message: string, error?: unknown): void;
   release(conn: Connection): void;
+  /** Keep a connection taken over after a 101 (a WebSocket) until it is done (see server/_upgrade.ts). */
+  adopt(tunnel: Tunnel): void;
 }
 
 /**
@@ -237,6 +240,8 @@ export class Connection implements Sink {
   #cancelCallbacks: (() => void)[] = [];
   /** The TCP resource id for the raw read and write ops, or -1 to use `Deno.Conn`'s methods. */
   readonly #rid: number;
+  /** The socket went to a new protocol's taker after a 101: closing this Connection leaves it open. */
+  #handedOff = false;
   /** Deno makes `request.signal` lazily; one asked for after the client left must still abort. */
   readonly #onCancel = (cb: () => void): void => {
     if ((this.#closeReasons & Reason.ClientGone) !== 0 || this.#closed) cb();
@@ -315,9 +320,11 @@ export class Connection implements Sink {
     // one, nothing can still write into the parser's buffer: it goes back to the pool.
     if (this.#pendingRead !== null) this.#pendingRead.catch(() => {});
     else this.#parser.release();
-    try {
-      this.conn.close();
-    } catch { /* already closed */ }
+    if (!this.#handedOff) {
+      try {
+        this.conn.close();
+      } catch { /* already closed */ }
+    }
     // A body being sent stops (its source is cancelled); no error is made when none is (the usual case).
     this.#writer.cancel(this.#writer.streaming ? new ClientGone() : undefined);
     this.#runCancelCallbacks();
@@ -539,7 +546,7 @@ export class Connection implements Sink {
         writer.recycle();
         this.#finishInfos();
       }
-      if (!reuse) return;
+      if (!reuse) return this.#switchProtocols();
       if (parser.headStarted) {
         // Go's ReadHeaderTimeout: the whole head within a bound of its first byte.
         if (this.#headDeadline === 0) this.#headDeadline = host.now + host.headerTimeoutMs;
@@ -564,6 +571,29 @@ export class Connection implements Sink {
       this.#settled(op, n);
       if (n === 0) return;
     }
+  }
+
+  /**
+   * After a 101 (RFC 9110 §15.2.2) the connection no longer speaks HTTP: it goes to the taker its response
+   * names (server/_upgrade.ts), with the bytes already read behind the request head, including those of a
+   * read still in flight; this Connection then ends without closing the socket. Without a 101, or without
+   * a taker, nothing happens here and the connection closes as usual.
+   */
+  #switchProtocols(): void {
+    if ((this.#closeReasons & Outcome.Switched) === 0 || this.#closed) return;
+    const response = this.#writer.switchedTo;
+    const takeover = response === null ? undefined : takeoverFor(response);
+    if (takeover === undefined) return;
+    const parser = this.#parser;
+    const op = this.#pendingRead;
+    const head = op === null ? Promise.resolve(parser.takeBuffered()) : op.then((n) => {
+      this.#settled(op, n);
+      return n === 0 ? null : parser.takeBuffered();
+    }, () => null);
+    this.#handedOff = true;
+    // Adopted by the server before this Connection is released, so a shutdown never sees neither.
+    takeover({ conn: this.conn, rid: this.#rid, head, host: this.#host });
+    this.close();
   }
 
   /** Answer a protocol error: a short plain-text response, then close (RFC 9112 §2.2). */

@@ -575,6 +575,18 @@ export class RequestParser {
     if (buf.length === INITIAL_BUFFER && bufferPool.length < BUFFER_POOL_MAX) bufferPool.push(buf);
   }
 
+  /**
+   * Take the bytes received and not consumed, leaving none: after a 101 Switching Protocols, what the
+   * client sent behind the request head belongs to the new protocol (RFC 9110 §7.8).
+   *
+   * @returns A copy of those bytes (often empty).
+   */
+  takeBuffered(): Uint8Array {
+    const bytes = this.#buf.slice(this.#start, this.#end);
+    this.#start = this.#end;
+    return bytes;
+  }
+
   /** After a message ends (`paused`), allow the next request on this connection (h11's start_next_cycle). */
   startNextCycle(): void {
     this.#go(Transition.NextCycle);

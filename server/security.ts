@@ -2,12 +2,10 @@
 // http.CrossOriginProtection, from the Fetch Metadata and Origin headers browsers send) and security
 // headers for HTML pages. Neither reads a body or a cookie; both must leave a handler's own headers alone.
 import type { Middleware } from "./context.ts";
+import { crossOriginReason, trustedOriginSet } from "./origin.ts";
 
 /** Methods that RFC 9110 §9.2.1 defines as safe: they must not change state, so they need no protection. */
 const SAFE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
-
-/** `Sec-Fetch-Site` values that mean the request came from the site itself or from the user (Fetch Metadata). */
-const TRUSTED_FETCH_SITES: ReadonlySet<string> = new Set(["same-origin", "none"]);
 
 /**
  * The default policy: only the site's own resources; no plugins; the page may not be framed (clickjacking),
@@ -61,18 +59,8 @@ export interface CrossOriginProtectionOptions {
  * ```
  */
 export function crossOriginProtection(options: CrossOriginProtectionOptions = {}): Middleware {
-  const trusted = new Set<string>();
-  for (const origin of options.trustedOrigins ?? []) {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(origin);
-    } catch { /* reported below */ }
-    // Browsers send the serialised origin, so only that exact form can ever match.
-    if (!parsed || parsed.origin === "null" || parsed.origin !== origin) {
-      throw new TypeError(`Trusted origin must be scheme://host[:port], got ${JSON.stringify(origin)}`);
-    }
-    trusted.add(origin);
-  }
+  // Browsers send the serialised origin, so only that exact form can ever match.
+  const trusted = trustedOriginSet(options.trustedOrigins ?? []);
   const reject = options.onReject ??
     ((_req: Request, reason: string) =>
       new Response(`Forbidden: ${reason}`, {
@@ -82,29 +70,11 @@ export function crossOriginProtection(options: CrossOriginProtectionOptions = {}
 
   return async function crossOriginProtection(request, next, ctx) {
     if (SAFE_METHODS.has(request.method)) return await next();
-    const origin = request.headers.get("origin");
-    const site = request.headers.get("sec-fetch-site");
-    if (site !== null) {
-      if (TRUSTED_FETCH_SITES.has(site.toLowerCase())) return await next();
-      if (origin !== null && trusted.has(origin)) return await next();
-      return await reject(request, `cross-origin request (Sec-Fetch-Site: ${site})`);
-    }
-    // Neither header: not a browser, or one too old to protect; let it through as Go does.
-    if (origin === null) return await next();
-    if (originHost(origin) === ctx.url.host.toLowerCase()) return await next();
-    if (trusted.has(origin)) return await next();
-    return await reject(request, "cross-origin request (Origin does not match Host)");
+    // The rule itself lives in origin.ts: upgradeWebSocket applies the same one to every handshake.
+    const reason = crossOriginReason(request.headers, ctx.url.host, trusted);
+    if (reason === null) return await next();
+    return await reject(request, reason);
   };
-}
-
-/** The host (with port, when not the scheme's default) of an Origin header; null for `null` or garbage. */
-function originHost(origin: string): string | null {
-  try {
-    const url = new URL(origin);
-    return url.host === "" ? null : url.host.toLowerCase();
-  } catch {
-    return null;
-  }
 }
 
 /** Options for {@link securityHeaders}. Each header can be replaced with a string, or turned off with false. */

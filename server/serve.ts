@@ -5,6 +5,7 @@ import { Connection, type ConnectionHost, ConnState, Deadline, type Refusal } fr
 import { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./http1.ts";
 import type { Handler } from "./types.ts";
 import { fastPathFailure } from "./_fast.ts";
+import type { Tunnel } from "./_upgrade.ts";
 
 /**
  * Options for {@link serve}. Every field has a safe default; `{}` is a valid configuration.
@@ -168,6 +169,8 @@ class Server implements ConnectionHost, PierServer {
   closing = false;
   readonly #listener: Deno.Listener;
   readonly #conns = new Set<Connection>();
+  /** Connections taken over after a 101 (WebSockets): ticked, shut down and waited for like the others. */
+  readonly #tunnels = new Set<Tunnel>();
   readonly #onError: (error: unknown, request: Request) => Response | Promise<Response>;
   readonly #onRefused: ((refusal: Refusal) => void) | undefined;
   #ticker: number;
@@ -231,6 +234,9 @@ class Server implements ConnectionHost, PierServer {
     for (const c of this.#conns) {
       if (c.deadline !== 0 && c.deadline <= this.now) c.timeout();
     }
+    for (const t of this.#tunnels) {
+      if (t.deadline !== 0 && t.deadline <= this.now) t.timeout();
+    }
   }
 
   async #acceptLoop(): Promise<void> {
@@ -276,7 +282,16 @@ class Server implements ConnectionHost, PierServer {
 
   release(conn: Connection): void {
     this.#conns.delete(conn);
-    if (this.closing && this.#conns.size === 0) this.#finish();
+    if (this.closing && this.#conns.size === 0 && this.#tunnels.size === 0) this.#finish();
+  }
+
+  adopt(tunnel: Tunnel): void {
+    this.#tunnels.add(tunnel);
+    tunnel.done.then(() => {
+      this.#tunnels.delete(tunnel);
+      if (this.closing && this.#conns.size === 0 && this.#tunnels.size === 0) this.#finish();
+    });
+    if (this.closing) tunnel.shutdown();
   }
 
   #finish(): void {
@@ -290,9 +305,11 @@ class Server implements ConnectionHost, PierServer {
       try {
         this.#listener.close();
       } catch { /* already closed */ }
-      // Idle connections close now; busy ones finish their response with `connection: close`.
+      // Idle connections close now; busy ones finish their response with `connection: close`; WebSockets
+      // are told the server is going away (1001) and close after their close handshake.
       for (const c of this.#conns) if (c.state === ConnState.Idle) c.close();
-      if (this.#conns.size === 0) this.#finish();
+      for (const t of this.#tunnels) t.shutdown();
+      if (this.#conns.size === 0 && this.#tunnels.size === 0) this.#finish();
     }
     return this.finished;
   }

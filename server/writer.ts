@@ -27,6 +27,11 @@ export const Outcome = {
   Incomplete: 4,
   /** A write failed or the peer left: nothing more can be sent. */
   WriteFailed: 8,
+  /**
+   * A 101 Switching Protocols: after it the connection speaks another protocol (RFC 9110 §15.2.2), and
+   * {@link ResponseWriter.switchedTo} names the response. Above the connection's own reasons (16 to 256).
+   */
+  Switched: 512,
 } as const;
 /** A combination of {@link Outcome} bits. */
 export type Outcome = number;
@@ -320,6 +325,8 @@ export class ResponseWriter {
   /** The stream being sent, so it can be cancelled when the peer leaves. */
   #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #cancelled = false;
+  /** The 101 answer written, whose taker gets the connection next ({@link Outcome.Switched}). */
+  switchedTo: Response | null = null;
 
   /**
    * @param sink Where the bytes go.
@@ -462,7 +469,12 @@ export class ResponseWriter {
       return this.#outLength >= FLUSH_AT ? this.#flushed(Outcome.Complete) : Outcome.Complete;
     }
     const head = this.#handlerHead(res, fixed);
-    const outcome = head.close ? Outcome.HandlerAsked : Outcome.Complete;
+    let outcome: Outcome = head.close ? Outcome.HandlerAsked : Outcome.Complete;
+    if (status === 101) {
+      // RFC 9110 §7.8: the protocol changes right after this answer's empty line.
+      outcome = Outcome.Switched;
+      this.switchedTo = res;
+    }
     if (fixed !== null) {
       markBodyUsed(res);
       const b = fixed.body;
@@ -520,6 +532,8 @@ export class ResponseWriter {
     close: boolean,
   ): string {
     let s = statusLine(status) + head.lines;
+    // A 101 names its protocol in Upgrade (the handler's); Connection must list it (RFC 9110 §7.8).
+    if (status === 101) return s + "connection: upgrade\r\n\r\n";
     if (length >= 0) s += `content-length: ${length}\r\n`;
     else if (framing === Framing.Chunked) s += "transfer-encoding: chunked\r\n";
     if (close || head.close || framing === Framing.Close) s += "connection: close\r\n";
