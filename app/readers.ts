@@ -338,6 +338,9 @@ export class ReaderCount {
   }
 }
 
+/** The BroadcastChannel the Workers of one process (`--workers N`) share their counts on. */
+export const READERS_BROADCAST = "pier-readers";
+
 /**
  * A bus between the Workers of one process (`--workers N`): a BroadcastChannel, which delivers to every other
  * Worker's channel of the same name, never back to the sender.
