@@ -126,6 +126,16 @@ export {
   type StoredSession,
 } from "./server/session.ts";
 
+// Server-Sent Events
+export {
+  type EventStream,
+  formatEvent,
+  type ServerSentEvent,
+  sse,
+  SSE_DEFAULTS,
+  type SseOptions,
+} from "./server/sse.ts";
+
 // Static files
 export {
   type CacheControlRule,

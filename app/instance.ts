@@ -4,6 +4,7 @@
 import { type PierServer, type Refusal, serve } from "../mod.ts";
 import { type SiteConfig, uploadDirOf } from "./cli.ts";
 import { BufferedLog } from "./access_log.ts";
+import type { ReaderCount } from "./readers.ts";
 import { createSite, type SiteStore, UPLOAD_SLACK_BYTES } from "./site.ts";
 import { type DatabaseSystem, tracedStore } from "./traced_store.ts";
 
@@ -32,6 +33,8 @@ export interface InstanceOptions {
   reusePort: boolean;
   /** Called once listening. */
   onListen(addr: Deno.NetAddr): void;
+  /** The live reader count, with its bus (the caller closes it after the server). Default: this instance's alone. */
+  readers?: ReaderCount;
 }
 
 /**
@@ -56,6 +59,7 @@ export function startInstance(config: SiteConfig, options: InstanceOptions): Pie
     templatesDir: assetDir("templates"),
     trustedProxies: config.trustedProxies ?? undefined,
     rateLimit: config.rateLimit,
+    readers: options.readers,
   });
   const server = serve({
     hostname: config.host,

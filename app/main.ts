@@ -13,6 +13,8 @@ import {
 } from "./cli.ts";
 import { databaseSystem, databaseUrl, openStore } from "./database.ts";
 import { startInstance } from "./instance.ts";
+import { PostgresStore } from "./postgres_store.ts";
+import { bridgeBuses, broadcastBus, postgresBus, ReaderCount, READERS_BROADCAST } from "./readers.ts";
 import type { StoreBackend } from "./store.ts";
 import { canStartWorkers, startWorkers, type WorkerPool } from "./workers.ts";
 
@@ -105,8 +107,17 @@ const announce = (addr: { hostname: string; port: number }) => {
   console.log(`Listening on ${scheme}://${host}:${addr.port}/`);
 };
 
+// The live reader count on the home page: shared with the other instances through PostgreSQL's
+// LISTEN/NOTIFY when the site has one; SQLite means one instance, whose count is its own (app/readers.ts).
+// With --workers, each Worker counts its own readers and they share them on a BroadcastChannel, which this
+// thread bridges to PostgreSQL.
+let readers: ReaderCount | null = null;
+let stopBridge: (() => Promise<void>) | null = null;
 let server: { port: number; shutdown(): Promise<void> } | null = null;
 if (config.workers > 1) {
+  if (store instanceof PostgresStore) {
+    stopBridge = await bridgeBuses(broadcastBus(READERS_BROADCAST), postgresBus(store));
+  }
   try {
     const pool: WorkerPool = await startWorkers({ count: config.workers, config, tls, store });
     console.log(`${config.workers} server Workers share the port (SO_REUSEPORT), one database Worker`);
@@ -118,7 +129,9 @@ if (config.workers > 1) {
   }
 }
 if (server === null) {
+  readers = new ReaderCount({ bus: store instanceof PostgresStore ? postgresBus(store) : null });
   const single = startInstance(config, {
+    readers,
     store,
     database: databaseSystem(store),
     tls,
@@ -168,6 +181,9 @@ await stopRequested;
 await Promise.all([finished, redirect?.finished]);
 Deno.removeSignalListener("SIGINT", stop);
 Deno.removeSignalListener("SIGTERM", stop);
+// Readers gone: say goodbye on the bus (the other instances drop this one's count at once), then the bridge.
+await readers?.close();
+await stopBridge?.();
 // Every request has been answered, so no write is in flight: close the database (checkpointing SQLite's WAL,
 // ending PostgreSQL's connections).
 await store.close();

@@ -185,6 +185,10 @@ export class PostgresStore implements StoreBackend {
   /** Where the database is, with the password hidden (for logs). */
   readonly location: string;
   #sql: Sql;
+  readonly #url: string;
+  readonly #connectTimeoutS: number;
+  /** The listening connections open ({@link PostgresStore.listen}), each one's stop: closed with the store. */
+  readonly #listeners = new Set<() => Promise<void>>();
   #callTimeoutMs: number;
   #migrations: readonly Migration[];
   #migrated: Promise<void> | null = null;
@@ -199,6 +203,8 @@ export class PostgresStore implements StoreBackend {
    */
   constructor(url: string, options: PostgresStoreOptions = {}) {
     this.#callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.#url = url;
+    this.#connectTimeoutS = options.connectTimeoutS ?? DEFAULT_CONNECT_TIMEOUT_S;
     this.#migrations = options.migrations ?? MIGRATIONS;
     const poolSize = options.poolSize ?? DEFAULT_POOL_SIZE;
     if (!(Number.isSafeInteger(poolSize) && poolSize >= 1 && poolSize <= MAX_POOL_SIZE)) {
@@ -210,7 +216,7 @@ export class PostgresStore implements StoreBackend {
         url,
         poolSize,
         this.#callTimeoutMs + STATEMENT_TIMEOUT_MARGIN_MS,
-        options.connectTimeoutS ?? DEFAULT_CONNECT_TIMEOUT_S,
+        this.#connectTimeoutS,
       ),
     );
     const shown = new URL(url);
@@ -398,6 +404,75 @@ export class PostgresStore implements StoreBackend {
   }
 
   /**
+   * Send a notification (`pg_notify`), for the live reader count's bus (app/readers.ts): every session
+   * listening on `channel`, this instance's included, receives `payload` once the statement commits.
+   *
+   * @param channel The channel.
+   * @param payload The text (PostgreSQL's limit is 8000 bytes).
+   * @returns When sent.
+   * @throws {StoreError} When the database fails.
+   */
+  notify(channel: string, payload: string): Promise<void> {
+    return this.#run(async (sql) => {
+      await sql.notify(channel, payload);
+    });
+  }
+
+  /**
+   * Listen on `channel` over a connection of its own, outside the pool (a pooled one may be closed when idle
+   * or handed to another query). The connection is not reopened by itself: when it closes, `onLost` says so,
+   * and the caller listens again (notifications sent meanwhile are lost, so it asks again then). The driver's
+   * own `listen()` is not used: when its automatic re-listen runs while the database is down, it keeps the
+   * failure and every later listen on that channel fails too.
+   *
+   * @param channel The channel.
+   * @param onNotify Called with each notification's payload.
+   * @param onLost Called if the connection closes before the returned function is called.
+   * @returns Once listening: a function that stops and closes the connection.
+   * @throws {StoreError} When the database cannot be reached.
+   */
+  async listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onLost: () => void,
+  ): Promise<() => Promise<void>> {
+    if (this.#closed) throw new StoreError("The store is closed", "CLOSED");
+    let stopped = false;
+    const options = {
+      ...driverOptions(
+        this.#url,
+        1,
+        this.#callTimeoutMs + STATEMENT_TIMEOUT_MARGIN_MS,
+        this.#connectTimeoutS,
+      ),
+      // A listening connection is idle by nature: never closed for it, nor for its age.
+      idle_timeout: undefined,
+      max_lifetime: null,
+      onnotify: (from: string, payload: string) => {
+        if (from === channel) onNotify(payload);
+      },
+      onclose: () => {
+        if (!stopped) onLost();
+      },
+    };
+    const sql = postgres(this.#url, options);
+    const stop = async () => {
+      if (stopped) return;
+      stopped = true;
+      this.#listeners.delete(stop);
+      await sql.end({ timeout: 1 }).catch(() => {});
+    };
+    this.#listeners.add(stop);
+    try {
+      await sql`LISTEN ${sql(channel)}`;
+    } catch (err) {
+      await stop();
+      throw storeError(err);
+    }
+    return stop;
+  }
+
+  /**
    * Close the pool: queries in flight finish (up to 5 s), then every connection ends.
    *
    * @returns When the connections are closed.
@@ -405,6 +480,7 @@ export class PostgresStore implements StoreBackend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.all([...this.#listeners].map((stop) => stop()));
     try {
       await this.#sql.end({ timeout: 5 });
     } catch (err) {

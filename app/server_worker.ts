@@ -9,6 +9,7 @@
 import type { PierServer } from "../mod.ts";
 import type { SiteConfig } from "./cli.ts";
 import { startInstance } from "./instance.ts";
+import { broadcastBus, ReaderCount, READERS_BROADCAST } from "./readers.ts";
 import { StoreRelay } from "./relay.ts";
 import type { DatabaseSystem } from "./traced_store.ts";
 
@@ -31,12 +32,17 @@ export type ServerWorkerCommand =
 export type ServerWorkerEvent = { type: "listening"; port: number } | { type: "finished" };
 
 let server: PierServer | null = null;
+let readers: ReaderCount | null = null;
 
 self.onmessage = async (event: MessageEvent<ServerWorkerCommand>) => {
   const command = event.data;
   if (command.type === "start") {
     for (const path of command.codePaths) await Deno.permissions.revoke({ name: "read", path });
+    // The Workers of this process count their readers together (the main thread bridges them to
+    // PostgreSQL when the site has one).
+    readers = new ReaderCount({ bus: broadcastBus(READERS_BROADCAST) });
     server = startInstance(command.config, {
+      readers,
       store: new StoreRelay(command.storePort),
       database: command.database,
       tls: command.tls,
@@ -47,6 +53,7 @@ self.onmessage = async (event: MessageEvent<ServerWorkerCommand>) => {
     });
   } else if (command.type === "shutdown") {
     await server?.shutdown();
+    await readers?.close();
     self.postMessage({ type: "finished" } satisfies ServerWorkerEvent);
   }
 };

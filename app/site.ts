@@ -23,8 +23,10 @@ import { accessLine } from "./access_log.ts";
 import { contactFlow } from "./contact.ts";
 import { FirstVisits } from "./first_visit.ts";
 import { homePage, readFirstVisit } from "./home.ts";
+import { LIVE_PATH, liveReaders } from "./live.ts";
 import { createPages, RETRY_AFTER } from "./pages.ts";
 import { DEFAULT_RATE_LIMIT, PostLimiter, type RateLimit } from "./rate_limit.ts";
+import { ReaderCount } from "./readers.ts";
 import { type StoreBackend, StoreError } from "./store.ts";
 import { uploadFlow } from "./upload.ts";
 
@@ -81,6 +83,11 @@ export interface SiteOptions {
    * gets 429 and nothing is stored. Null for no limit. Default {@link DEFAULT_RATE_LIMIT}, 20 per 10 minutes.
    */
   rateLimit?: RateLimit | null;
+  /**
+   * The live reader count the home page shows (app/readers.ts), shared with the other instances when its
+   * bus says so. Default: this instance's alone.
+   */
+  readers?: ReaderCount;
 }
 
 /**
@@ -265,6 +272,9 @@ export function createSite(options: SiteOptions): Site {
   router.get("/", home);
   router.get("/index.html", home);
   router.get("/healthz", () => health(store));
+  // The home page's live reader count: a WebSocket per open page (app/live.ts, static/live.js).
+  const live = liveReaders(options.readers ?? new ReaderCount());
+  router.get(LIVE_PATH, (request, ctx) => live.handle(request, ctx.clientAddr));
   router.get(
     "/profile/:name",
     (_request, ctx) => pages.render("profile", { title: `Hello, ${ctx.params.name}`, name: ctx.params.name }),

@@ -7,6 +7,8 @@ type MimeEntry = { source?: string; extensions?: string[]; compressible?: boolea
 
 const DB = db as Record<string, MimeEntry>;
 const OCTET_STREAM = "application/octet-stream";
+/** Server-sent events (WHATWG HTML §9.2): never compressed, see {@link isCompressible}. */
+const EVENT_STREAM = "text/event-stream";
 
 // Extension → type, preferring IANA over Apache over nginx sources, as the mime-types package does.
 const SOURCE_RANK = ["nginx", "apache", undefined, "iana"];
@@ -52,7 +54,9 @@ export function contentTypeFor(name: string): string {
 
 /**
  * Whether a body of this type is worth compressing: the types mime-db marks compressible, and all `text/*`.
- * `application/octet-stream` never is, although mime-db marks it so: opaque binaries rarely shrink.
+ * `application/octet-stream` never is, although mime-db marks it so: opaque binaries rarely shrink. Nor is
+ * `text/event-stream`: a compressor holds bytes back until it has a block's worth, and each server-sent
+ * event must reach the client when it is sent.
  * Parameters (`; charset=utf-8`) and case are ignored.
  *
  * @param contentType A `Content-Type` value, e.g. from {@link contentTypeFor}.
@@ -68,6 +72,6 @@ export function contentTypeFor(name: string): string {
 export function isCompressible(contentType: string): boolean {
   const semi = contentType.indexOf(";");
   const type = (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
-  if (type === OCTET_STREAM) return false;
+  if (type === OCTET_STREAM || type === EVENT_STREAM) return false;
   return type.startsWith("text/") || (Object.hasOwn(DB, type) && DB[type].compressible === true);
 }

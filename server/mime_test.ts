@@ -40,7 +40,7 @@ pure("contentTypeFor() takes mime-db's type by extension, with a charset for tex
   for (const [name, type] of table) assert.equal(contentTypeFor(name), type, name);
 });
 
-pure("isCompressible() follows mime-db, all text, and never octet-stream", () => {
+pure("isCompressible() follows mime-db, all text but event streams, and never octet-stream", () => {
   const table: [string, boolean][] = [
     ["text/css; charset=utf-8", true],
     ["text/html", true],
@@ -54,6 +54,8 @@ pure("isCompressible() follows mime-db, all text, and never octet-stream", () =>
     ["application/gzip", false],
     ["application/octet-stream", false], // mime-db says compressible; opaque bytes rarely shrink
     ["application/x-unknown", false],
+    ["text/event-stream", false], // streamed per event: a compressor would hold events back
+    ["Text/Event-Stream; charset=utf-8", false],
     ["constructor", false],
     ["", false],
   ];

@@ -297,9 +297,11 @@ class Session implements Tunnel {
   async #readLoop(head: Promise<Uint8Array | null>): Promise<void> {
     const parser = this.#parser;
     try {
-      const first = await head;
+      // Open as soon as the 101 is written, not once the client has sent something: a server that speaks
+      // first (a count, a greeting) would otherwise wait on a read that may never come.
       this.#listener?.opened();
       if (this.#pendingClose !== null) this.close(...this.#pendingClose);
+      const first = await head;
       if (first === null) return this.#lost();
       if (first.length > 0) {
         parser.feed(first);
