@@ -5,8 +5,9 @@
 import { NEED_DATA, PAUSED, ProtocolError, type RequestHead, RequestParser } from "./http1.ts";
 import { makeRequest } from "./_fast.ts";
 import { decodeAscii, rawRid, readOp, writeOp } from "./_ops.ts";
-import { Outcome, ResponseWriter, settlesSoon, type Sink } from "./writer.ts";
+import { type KeepAliveLines, Outcome, ResponseWriter, settlesSoon, type Sink } from "./writer.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
+import type { IdleNode } from "./idle_list.ts";
 
 /** What a connection needs from its server: settings, the clock, the log and the shutdown flag. */
 export interface ConnectionHost {
@@ -20,6 +21,10 @@ export interface ConnectionHost {
   readonly bodyTimeoutMs: number;
   readonly writeTimeoutMs: number;
   readonly maxDrainBytes: number;
+  /** Answers a connection carries at most; the last says `connection: close`. Infinity for no cap. */
+  readonly maxRequestsPerConnection: number;
+  /** The lines a keep-alive answer carries (`keep-alive: timeout=N`), made once. */
+  readonly keepAlive: KeepAliveLines;
   /** Methods handed to the handler, or null for every valid method token; the others get 501. */
   readonly methods: ReadonlySet<string> | null;
   /** The coarse clock (ms), advanced by the server's timer. */
@@ -33,6 +38,10 @@ export interface ConnectionHost {
   onRefused(refusal: Refusal): void;
   log(message: string, error?: unknown): void;
   release(conn: Connection): void;
+  /** The connection is Idle now (between requests, or accepted and silent): the cap may close it. */
+  becameIdle(conn: Connection): void;
+  /** The connection left Idle (a request began, or it closed). */
+  leftIdle(conn: Connection): void;
 }
 
 /**
@@ -206,8 +215,12 @@ class Info implements ServeHandlerInfo {
  * await c.run();
  * ```
  */
-export class Connection implements Sink {
+export class Connection implements Sink, IdleNode {
   readonly conn: Deno.Conn;
+  /** Links of the server's idle list (server/idle_list.ts), which owns them. */
+  idlePrev: IdleNode | null = null;
+  /** Links of the server's idle list (server/idle_list.ts), which owns them. */
+  idleNext: IdleNode | null = null;
   readonly #host: ConnectionHost;
   readonly #parser: RequestParser;
   readonly #writer: ResponseWriter;
@@ -293,6 +306,10 @@ export class Connection implements Sink {
       throw new Error(`illegal connection step: ${STATE_NAMES[from]} to ${STATE_NAMES[to]}`);
     }
     this.#state = to;
+    // The server keeps its idle connections oldest first, for the connection cap.
+    if (from === ConnState.Idle) {
+      if (to !== ConnState.Idle) this.#host.leftIdle(this);
+    } else if (to === ConnState.Idle) this.#host.becameIdle(this);
   }
 
   /** Serve until done; never throws. */
@@ -364,6 +381,7 @@ export class Connection implements Sink {
     // expected and never sent (the client may still send the body it announced).
     if (this.#closeReasons !== 0) return false;
     if (this.#host.closing) return false; // shutting down: in-flight answers finish, then close
+    if (this.#seq >= this.#host.maxRequestsPerConnection) return false; // nginx's keepalive_requests
     // An unread body beyond what is worth discarding (Go's rule: 256 KiB by default).
     return this.#parser.bodyRemaining <= this.#host.maxDrainBytes;
   }

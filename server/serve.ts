@@ -1,10 +1,12 @@
-// The listener: accept connections (TCP or TLS), run one Connection each, keep the coarse clock that every
-// timeout and the Date header read, and shut down gracefully. It owns the options and their defaults; it
-// must never need more than --allow-net.
+// The listener: accept connections (TCP or TLS), run one Connection each within the connection cap, keep the
+// coarse clock that every timeout and the Date header read, and shut down gracefully. It owns the options and
+// their defaults; it must never need more than --allow-net (the file limit is read only where already allowed).
 import { Connection, type ConnectionHost, ConnState, Deadline, type Refusal } from "./conn.ts";
 import { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./http1.ts";
 import type { Handler } from "./types.ts";
 import { fastPathFailure } from "./_fast.ts";
+import { type KeepAliveLines, keepAliveLines } from "./writer.ts";
+import { IdleList } from "./idle_list.ts";
 
 /**
  * Options for {@link serve}. Every field has a safe default; `{}` is a valid configuration.
@@ -43,7 +45,11 @@ export interface ServeOptions extends Partial<ParserLimits> {
   onRefused?: (refusal: Refusal) => void;
   /** The whole request head must arrive within this long of its first byte (then 408). Default 20 s. */
   headerTimeoutMs?: number;
-  /** A keep-alive connection with no request for this long is closed. Default 5 s. */
+  /**
+   * A keep-alive connection with no request for this long is closed. Default 5 s. Keep-alive answers say
+   * `keep-alive: timeout=N`, N this less {@link KEEP_ALIVE_MARGIN_MS} in whole seconds, so that a pooling
+   * client or proxy drops an idle connection before the server does (none under 1 s: no field).
+   */
   idleTimeoutMs?: number;
   /** A request body that makes no progress for this long is dropped. Default 30 s. */
   bodyTimeoutMs?: number;
@@ -51,6 +57,18 @@ export interface ServeOptions extends Partial<ParserLimits> {
   writeTimeoutMs?: number;
   /** Unread request body the server discards to keep a connection; more and it closes. Default 256 KiB. */
   maxDrainBytes?: number;
+  /**
+   * Requests one connection carries at most, as nginx's `keepalive_requests`: the last answer says
+   * `connection: close`. Default: no cap (0 or Infinity also mean none).
+   */
+  maxRequestsPerConnection?: number;
+  /**
+   * Connections held at most. At the cap a new connection closes the one idle the longest (between
+   * requests, or accepted and silent); when none is idle it is closed at once, unanswered: connections
+   * serving a request are never closed for room. Default {@link defaultMaxConnections}: 90 % of the
+   * process's file limit, when it can be read.
+   */
+  maxConnections?: number;
   /**
    * Methods passed to the handler; others get 501 (RFC 9110 §9.1). Default: every valid method token (up
    * to 32 bytes), as Deno.serve does, so WebDAV and QUERY handlers run. CONNECT always gets 501: an origin
@@ -76,6 +94,8 @@ export interface PierServer {
   readonly finished: Promise<void>;
   /** Stop accepting, finish in-flight responses, close idle connections; resolves with `finished`. */
   shutdown(): Promise<void>;
+  /** The connection cap in force ({@link ServeOptions.maxConnections}). */
+  readonly maxConnections: number;
   /** Let the process exit while the server runs (as Deno.serve's `unref`). */
   unref(): void;
   /** Undo {@link PierServer.unref}. */
@@ -86,6 +106,85 @@ export interface PierServer {
 const TICK_MS = 500;
 /** After EMFILE and friends, wait before accepting again rather than spin. */
 const ACCEPT_BACKOFF_MS = 100;
+/**
+ * What the `keep-alive: timeout=N` hint keeps below the idle timeout. An idle connection is closed when a
+ * tick finds its deadline past, and its deadline is set on the coarse clock, so the close comes up to one
+ * tick early; the other second covers the answer's trip to the client and the request's trip back, and a
+ * client's own timers. (Node's http.Agent takes a second more off the hint itself.)
+ */
+export const KEEP_ALIVE_MARGIN_MS: number = TICK_MS + 1_000;
+
+/** The share of the file limit the connection cap takes: the rest is for files, the database, the log. */
+const CONNECTIONS_SHARE_OF_FILE_LIMIT = 0.9;
+/**
+ * The file limit assumed when it cannot be read: 1024, Linux's usual soft limit (Deno raises its soft limit
+ * to the hard one at start, so the real one is often higher: grant the read to use it).
+ */
+const ASSUMED_FILE_LIMIT = 1024;
+/** The cap is said in the log at most this often while it holds connections back. */
+const CAP_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * The process's limit on open files (RLIMIT_NOFILE's soft value), from `/proc/self/limits` on Linux.
+ * Deno has no call for it; reading that file needs `--allow-read=/proc/self/limits`, which is asked of
+ * the permissions first (never prompted for): without it, or elsewhere than Linux, null.
+ *
+ * @returns The limit, or null when it cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { fileLimit } from "./serve.ts";
+ * console.log(fileLimit()); // 1048576, or null without --allow-read=/proc/self/limits
+ * ```
+ */
+export function fileLimit(): number | null {
+  const path = "/proc/self/limits";
+  if (Deno.build.os !== "linux") return null;
+  try {
+    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return null;
+    const line = Deno.readTextFileSync(path).split("\n").find((l) => l.startsWith("Max open files"));
+    const soft = line === undefined
+      ? NaN
+      : Number(line.slice("Max open files".length).trim().split(/\s+/)[0]);
+    return Number.isSafeInteger(soft) && soft > 0 ? soft : null; // "unlimited" is no number
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The default connection cap: 90 % of {@link fileLimit} (the rest is for the files, the database and the
+ * log a server opens while serving), or of 1024 when the limit cannot be read.
+ *
+ * @returns The number of connections.
+ *
+ * @example
+ * ```ts
+ * import { defaultMaxConnections } from "./serve.ts";
+ * console.log(defaultMaxConnections()); // 943718 with a limit of 1048576
+ * ```
+ */
+export function defaultMaxConnections(): number {
+  return Math.floor((fileLimit() ?? ASSUMED_FILE_LIMIT) * CONNECTIONS_SHARE_OF_FILE_LIMIT);
+}
+
+/**
+ * The `timeout` a keep-alive answer announces for an idle timeout: whole seconds, {@link
+ * KEEP_ALIVE_MARGIN_MS} below it; 0 (no hint) when that leaves less than a second or there is no timeout.
+ *
+ * @param idleTimeoutMs The server's idle timeout.
+ * @returns Seconds to announce, or 0.
+ *
+ * @example
+ * ```ts
+ * import { keepAliveHintSeconds } from "./serve.ts";
+ * console.log(keepAliveHintSeconds(75_000)); // 73
+ * ```
+ */
+export function keepAliveHintSeconds(idleTimeoutMs: number): number {
+  if (!(idleTimeoutMs > 0) || !Number.isFinite(idleTimeoutMs)) return 0;
+  return Math.max(0, Math.floor((idleTimeoutMs - KEEP_ALIVE_MARGIN_MS) / 1000));
+}
 
 /**
  * The defaults of {@link ServeOptions}, each with its reason.
@@ -160,6 +259,9 @@ class Server implements ConnectionHost, PierServer {
   readonly bodyTimeoutMs: number;
   readonly writeTimeoutMs: number;
   readonly maxDrainBytes: number;
+  readonly maxRequestsPerConnection: number;
+  readonly keepAlive: KeepAliveLines;
+  readonly maxConnections: number;
   readonly methods: ReadonlySet<string> | null;
   readonly addr: Deno.NetAddr;
   readonly finished: Promise<void>;
@@ -168,6 +270,10 @@ class Server implements ConnectionHost, PierServer {
   closing = false;
   readonly #listener: Deno.Listener;
   readonly #conns = new Set<Connection>();
+  /** The idle ones among them, oldest first: the cap closes these to make room. */
+  readonly #idle = new IdleList<Connection>();
+  /** When the cap was last said in the log (on the coarse clock). */
+  #capLoggedAt = -Infinity;
   readonly #onError: (error: unknown, request: Request) => Response | Promise<Response>;
   readonly #onRefused: ((refusal: Refusal) => void) | undefined;
   #ticker: number;
@@ -187,6 +293,14 @@ class Server implements ConnectionHost, PierServer {
     this.bodyTimeoutMs = options.bodyTimeoutMs ?? SERVE_DEFAULTS.bodyTimeoutMs;
     this.writeTimeoutMs = options.writeTimeoutMs ?? SERVE_DEFAULTS.writeTimeoutMs;
     this.maxDrainBytes = options.maxDrainBytes ?? SERVE_DEFAULTS.maxDrainBytes;
+    const maxRequests = options.maxRequestsPerConnection ?? 0;
+    this.maxRequestsPerConnection = maxRequests > 0 ? maxRequests : Infinity;
+    this.keepAlive = keepAliveLines(keepAliveHintSeconds(this.idleTimeoutMs));
+    const maxConnections = options.maxConnections ?? defaultMaxConnections();
+    if (!(maxConnections >= 1)) {
+      throw new RangeError(`serve(): maxConnections must be 1 or more, not ${maxConnections}`);
+    }
+    this.maxConnections = maxConnections;
     this.methods = options.methods === undefined ? null : new Set(options.methods);
     this.#onError = options.onError ?? defaultOnError;
     this.#onRefused = options.onRefused;
@@ -246,7 +360,7 @@ class Server implements ConnectionHost, PierServer {
         await new Promise((r) => setTimeout(r, ACCEPT_BACKOFF_MS));
         continue;
       }
-      if (this.closing) {
+      if (this.closing || !this.#roomFor()) {
         conn.close();
         continue;
       }
@@ -257,8 +371,37 @@ class Server implements ConnectionHost, PierServer {
       c.deadlineKind = Deadline.Idle;
       c.deadline = this.now + this.idleTimeoutMs;
       this.#conns.add(c);
+      this.#idle.push(c); // accepted and silent: idle until its first byte
       c.run();
     }
+  }
+
+  /**
+   * Whether one more connection may be held: under the cap, or at it once the connection idle the longest
+   * is closed. Connections serving a request are never closed for room: with none idle, the new one is
+   * turned away (closed by the caller, unanswered, which a proxy takes as a failed upstream to retry).
+   */
+  #roomFor(): boolean {
+    if (this.#conns.size < this.maxConnections) return true;
+    const oldest = this.#idle.oldest;
+    if (this.now - this.#capLoggedAt >= CAP_LOG_INTERVAL_MS) {
+      this.#capLoggedAt = this.now;
+      this.log(
+        `${this.#conns.size} connections, the cap (maxConnections): ` +
+          (oldest === null ? "none idle, turning new ones away" : "closing the longest idle for new ones"),
+      );
+    }
+    if (oldest === null) return false;
+    oldest.close(); // releases it: the count goes down at once
+    return this.#conns.size < this.maxConnections;
+  }
+
+  becameIdle(conn: Connection): void {
+    this.#idle.push(conn);
+  }
+
+  leftIdle(conn: Connection): void {
+    this.#idle.remove(conn);
   }
 
   onHandlerError(error: unknown, request: Request): Response | Promise<Response> {
