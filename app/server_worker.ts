@@ -27,7 +27,7 @@ export type ServerWorkerCommand =
 /** A server Worker's messages to the main thread. */
 export type ServerWorkerEvent = { type: "listening"; port: number } | { type: "finished" };
 
-let server: PierServer | null = null;
+let server: PierServer<Deno.Addr> | null = null;
 
 self.onmessage = async (event: MessageEvent<ServerWorkerCommand>) => {
   const command = event.data;
@@ -39,7 +39,9 @@ self.onmessage = async (event: MessageEvent<ServerWorkerCommand>) => {
       port: command.port,
       reusePort: true,
       onListen: (addr) =>
-        self.postMessage({ type: "listening", port: addr.port } satisfies ServerWorkerEvent),
+        self.postMessage(
+          { type: "listening", port: "port" in addr ? addr.port : 0 } satisfies ServerWorkerEvent,
+        ),
     });
   } else if (command.type === "shutdown") {
     await server?.shutdown();

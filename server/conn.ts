@@ -50,7 +50,7 @@ export interface ConnectionHost {
  * @example
  * ```ts
  * import type { Refusal } from "./conn.ts";
- * const log = (r: Refusal) => console.log(`${r.remoteAddr.hostname} ${r.status} ${r.reason}`);
+ * const log = (r: Refusal) => console.log(`${r.status} ${r.reason}`);
  * ```
  */
 export interface Refusal {
@@ -58,8 +58,8 @@ export interface Refusal {
   status: number;
   /** Why, in words meant for a log (never sent to the client). */
   reason: string;
-  /** The peer. */
-  remoteAddr: Deno.NetAddr;
+  /** The peer (a Unix address on a Unix socket). */
+  remoteAddr: Deno.Addr;
   /** The method when the request line was read, else null. */
   method: string | null;
   /** The request-target when the request line was read, else null. */
@@ -178,12 +178,12 @@ interface Progress {
  * promise and no list entry: the connection only counts written answers.
  */
 class Info implements ServeHandlerInfo {
-  readonly remoteAddr: Deno.NetAddr;
+  readonly remoteAddr: Deno.Addr;
   readonly #progress: Progress;
   readonly #seq: number;
   #completed: Promise<void> | undefined;
   #resolve: (() => void) | undefined;
-  constructor(remoteAddr: Deno.NetAddr, progress: Progress, seq: number) {
+  constructor(remoteAddr: Deno.Addr, progress: Progress, seq: number) {
     this.remoteAddr = remoteAddr;
     this.#progress = progress;
     this.#seq = seq;
@@ -224,7 +224,7 @@ export class Connection implements Sink, IdleNode {
   readonly #host: ConnectionHost;
   readonly #parser: RequestParser;
   readonly #writer: ResponseWriter;
-  readonly #remoteAddr: Deno.NetAddr;
+  readonly #remoteAddr: Deno.Addr;
   /** When the current timer fires, on the host's coarse clock; 0 for none. */
   deadline = 0;
   deadlineKind: Deadline = Deadline.None;
@@ -264,7 +264,7 @@ export class Connection implements Sink, IdleNode {
     this.conn = conn;
     this.#host = host;
     this.#parser = new RequestParser(host.parserLimits, PARSER_OPTIONS);
-    this.#remoteAddr = conn.remoteAddr as Deno.NetAddr;
+    this.#remoteAddr = conn.remoteAddr;
     this.#rid = rawRid(conn);
     this.#writer = new ResponseWriter(this, host);
   }

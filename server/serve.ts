@@ -35,6 +35,8 @@ export interface ServeOptions extends Partial<ParserLimits> {
   signal?: AbortSignal;
   /** Called once listening. Default: prints the URL, as Deno.serve does. */
   onListen?: (addr: Deno.NetAddr) => void;
+  /** Not for TCP: see {@link ServeUnixOptions}. */
+  path?: undefined;
   /** Turns a handler's thrown error into a response. Default: log it, answer 500 without its text. */
   onError?: (error: unknown, request: Request) => Response | Promise<Response>;
   /**
@@ -78,6 +80,29 @@ export interface ServeOptions extends Partial<ParserLimits> {
 }
 
 /**
+ * Options for {@link serve} on a Unix socket, as Deno.serve's `path`: the same, without the TCP and TLS
+ * ones. Behind a proxy on the same machine this needs no port, and the socket file's permissions decide
+ * who may connect.
+ *
+ * Listening needs `--allow-read` and `--allow-write` on `path`. A file already there makes it fail
+ * (AddrInUse): call {@link removeStaleSocket} first to remove one that no server answers on. Deno removes
+ * the file when the listener closes, at shutdown.
+ *
+ * @example
+ * ```ts
+ * import type { ServeUnixOptions } from "./serve.ts";
+ * const options: ServeUnixOptions = { path: "/run/pier/pier.sock", idleTimeoutMs: 75_000 };
+ * ```
+ */
+export interface ServeUnixOptions
+  extends Omit<ServeOptions, "hostname" | "port" | "cert" | "key" | "reusePort" | "onListen" | "path"> {
+  /** The socket file's path. */
+  path: string;
+  /** Called once listening. Default: prints `Listening on unix:PATH`. */
+  onListen?: (addr: Deno.UnixAddr) => void;
+}
+
+/**
  * A running server, as returned by {@link serve}.
  *
  * @example
@@ -87,9 +112,9 @@ export interface ServeOptions extends Partial<ParserLimits> {
  * await server.shutdown();
  * ```
  */
-export interface PierServer {
-  /** The address the server listens on (with the real port when 0 was asked for). */
-  readonly addr: Deno.NetAddr;
+export interface PierServer<Addr extends Deno.Addr = Deno.NetAddr> {
+  /** The address the server listens on (with the real port when 0 was asked for), or its Unix socket. */
+  readonly addr: Addr;
   /** Resolves when the server has shut down and every connection has closed. */
   readonly finished: Promise<void>;
   /** Stop accepting, finish in-flight responses, close idle connections; resolves with `finished`. */
@@ -117,8 +142,8 @@ export const KEEP_ALIVE_MARGIN_MS: number = TICK_MS + 1_000;
 /** The share of the file limit the connection cap takes: the rest is for files, the database, the log. */
 const CONNECTIONS_SHARE_OF_FILE_LIMIT = 0.9;
 /**
- * The file limit assumed when it cannot be read: 1024, Linux's usual soft limit (Deno raises its soft limit
- * to the hard one at start, so the real one is often higher: grant the read to use it).
+ * The file limit assumed when it cannot be read: 1024, Linux's usual soft limit. Deno raises its soft
+ * limit to the hard one at start, so the real one is often far higher: give `maxConnections` to use it.
  */
 const ASSUMED_FILE_LIMIT = 1024;
 /** The cap is said in the log at most this often while it holds connections back. */
@@ -126,21 +151,24 @@ const CAP_LOG_INTERVAL_MS = 60_000;
 
 /**
  * The process's limit on open files (RLIMIT_NOFILE's soft value), from `/proc/self/limits` on Linux.
- * Deno has no call for it; reading that file needs `--allow-read=/proc/self/limits`, which is asked of
- * the permissions first (never prompted for): without it, or elsewhere than Linux, null.
+ * Deno 2.9 has no call for it, and reads a process's files under /proc only with all permissions
+ * (`--allow-read=/proc/self/limits` is not enough: "Requires all access"). So: under `-A` the real limit;
+ * with scoped permissions (the site's), or elsewhere than Linux, null. Never prompts: the permission is
+ * queried first, and a refusal is caught.
  *
  * @returns The limit, or null when it cannot be read.
  *
  * @example
  * ```ts
  * import { fileLimit } from "./serve.ts";
- * console.log(fileLimit()); // 1048576, or null without --allow-read=/proc/self/limits
+ * console.log(fileLimit()); // 1048576 under -A, null with scoped permissions
  * ```
  */
 export function fileLimit(): number | null {
   const path = "/proc/self/limits";
   if (Deno.build.os !== "linux") return null;
   try {
+    // Deno wants all access for /proc/<pid>/ files; asking for read first keeps a prompt away.
     if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return null;
     const line = Deno.readTextFileSync(path).split("\n").find((l) => l.startsWith("Max open files"));
     const soft = line === undefined
@@ -244,12 +272,51 @@ function warnIfSlow(): void {
   });
 }
 
+/**
+ * Remove a Unix socket file that no server answers on (left by a process that was killed), so that a new
+ * server can listen there. A socket a server answers on is left alone and reported; a file that is not a
+ * socket is never removed.
+ *
+ * @param path The socket file's path.
+ * @returns True when a stale socket was removed, false when there was no file.
+ * @throws {Deno.errors.AddrInUse} When a server answers on it.
+ * @throws {Deno.errors.AlreadyExists} When the path is not a socket.
+ *
+ * @example
+ * ```ts ignore
+ * import { removeStaleSocket, serve } from "./serve.ts";
+ * await removeStaleSocket("/run/pier/pier.sock");
+ * serve({ path: "/run/pier/pier.sock" }, () => new Response("hi"));
+ * ```
+ */
+export async function removeStaleSocket(path: string): Promise<boolean> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+  if (!info.isSocket) throw new Deno.errors.AlreadyExists(`${path} exists and is not a socket`);
+  let live: Deno.Conn;
+  try {
+    live = await Deno.connect({ transport: "unix", path });
+  } catch (e) {
+    // Nobody listens: the file outlived its server.
+    if (!(e instanceof Deno.errors.ConnectionRefused)) throw e;
+    await Deno.remove(path);
+    return true;
+  }
+  live.close();
+  throw new Deno.errors.AddrInUse(`a server answers on ${path}`);
+}
+
 function defaultOnListen(addr: Deno.NetAddr, https: boolean): void {
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   console.log(`Listening on ${https ? "https" : "http"}://${host}:${addr.port}/`);
 }
 
-class Server implements ConnectionHost, PierServer {
+class Server implements ConnectionHost, PierServer<Deno.NetAddr | Deno.UnixAddr> {
   readonly handler: Handler;
   readonly parserLimits: Partial<ParserLimits>;
   readonly scheme: "http" | "https";
@@ -263,7 +330,7 @@ class Server implements ConnectionHost, PierServer {
   readonly keepAlive: KeepAliveLines;
   readonly maxConnections: number;
   readonly methods: ReadonlySet<string> | null;
-  readonly addr: Deno.NetAddr;
+  readonly addr: Deno.NetAddr | Deno.UnixAddr;
   readonly finished: Promise<void>;
   now = Date.now();
   dateLine = "";
@@ -281,7 +348,7 @@ class Server implements ConnectionHost, PierServer {
   #acceptDone: Promise<void>;
   #refed = true;
 
-  constructor(options: ServeOptions, handler: Handler) {
+  constructor(options: ServeOptions | ServeUnixOptions, handler: Handler) {
     this.handler = handler;
     const limits: Partial<ParserLimits> = {};
     for (const k of Object.keys(DEFAULT_PARSER_LIMITS) as (keyof ParserLimits)[]) {
@@ -305,25 +372,35 @@ class Server implements ConnectionHost, PierServer {
     this.#onError = options.onError ?? defaultOnError;
     this.#onRefused = options.onRefused;
 
-    const hostname = options.hostname ?? SERVE_DEFAULTS.hostname;
-    const port = options.port ?? SERVE_DEFAULTS.port;
-    const tls = options.cert !== undefined || options.key !== undefined;
-    if (tls && (options.cert === undefined || options.key === undefined)) {
-      throw new TypeError("serve(): cert and key must be given together");
+    let onListen: () => void;
+    if (options.path !== undefined) {
+      const unix = options as ServeUnixOptions;
+      if ("cert" in unix || "key" in unix) {
+        throw new TypeError("serve(): a Unix socket is served without TLS");
+      }
+      this.#listener = Deno.listen({ transport: "unix", path: unix.path });
+      this.scheme = "http";
+      const addr = this.addr = this.#listener.addr as Deno.UnixAddr;
+      // For HTTP/1.0 requests without Host: a Unix socket has no host:port of its own.
+      this.defaultHost = "localhost";
+      onListen = () => (unix.onListen ?? ((a) => console.log(`Listening on unix:${a.path}`)))(addr);
+    } else {
+      const tcp = options as ServeOptions;
+      const hostname = tcp.hostname ?? SERVE_DEFAULTS.hostname;
+      const port = tcp.port ?? SERVE_DEFAULTS.port;
+      const tls = tcp.cert !== undefined || tcp.key !== undefined;
+      if (tls && (tcp.cert === undefined || tcp.key === undefined)) {
+        throw new TypeError("serve(): cert and key must be given together");
+      }
+      this.#listener = tls
+        ? Deno.listenTls({ hostname, port, cert: tcp.cert!, key: tcp.key!, reusePort: tcp.reusePort })
+        : Deno.listen({ hostname, port, reusePort: tcp.reusePort });
+      this.scheme = tls ? "https" : "http";
+      const addr = this.addr = this.#listener.addr as Deno.NetAddr;
+      const h = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+      this.defaultHost = `${h}:${addr.port}`;
+      onListen = () => (tcp.onListen ?? ((a: Deno.NetAddr) => defaultOnListen(a, tls)))(addr);
     }
-    this.#listener = tls
-      ? Deno.listenTls({
-        hostname,
-        port,
-        cert: options.cert!,
-        key: options.key!,
-        reusePort: options.reusePort,
-      })
-      : Deno.listen({ hostname, port, reusePort: options.reusePort });
-    this.scheme = tls ? "https" : "http";
-    this.addr = this.#listener.addr as Deno.NetAddr;
-    const h = this.addr.hostname.includes(":") ? `[${this.addr.hostname}]` : this.addr.hostname;
-    this.defaultHost = `${h}:${this.addr.port}`;
 
     this.finished = new Promise((r) => this.#resolveFinished = r);
     this.#tick();
@@ -332,7 +409,7 @@ class Server implements ConnectionHost, PierServer {
       if (options.signal.aborted) queueMicrotask(() => this.shutdown());
       else options.signal.addEventListener("abort", () => this.shutdown(), { once: true });
     }
-    (options.onListen ?? ((a: Deno.NetAddr) => defaultOnListen(a, tls)))(this.addr);
+    onListen();
     warnIfSlow();
     this.#acceptDone = this.#acceptLoop();
   }
@@ -456,6 +533,23 @@ class Server implements ConnectionHost, PierServer {
 }
 
 /**
+ * Serve HTTP/1.1 on a Unix socket (`path`), as Deno.serve does: for a proxy on the same machine. The
+ * handler's `info.remoteAddr` is then a `Deno.UnixAddr`.
+ *
+ * @param options The socket's path, limits, timeouts.
+ * @param handler Takes a standard `Request` and returns a `Response` (or a promise of one).
+ * @returns The running server.
+ *
+ * @example
+ * ```ts ignore
+ * import { removeStaleSocket, serve } from "./serve.ts";
+ * await removeStaleSocket("/run/pier/pier.sock");
+ * const server = serve({ path: "/run/pier/pier.sock" }, () => new Response("hi"));
+ * await server.shutdown();
+ * ```
+ */
+export function serve(options: ServeUnixOptions, handler: Handler<Deno.UnixAddr>): PierServer<Deno.UnixAddr>;
+/**
  * Serve HTTP/1.1 (or HTTPS with `cert` and `key`) with a Deno.serve-style handler.
  *
  * @param options Where to listen, limits, timeouts; all optional.
@@ -469,7 +563,11 @@ class Server implements ConnectionHost, PierServer {
  * await server.shutdown();
  * ```
  */
-export function serve(options: ServeOptions, handler: Handler): PierServer {
+export function serve(options: ServeOptions, handler: Handler<Deno.NetAddr>): PierServer<Deno.NetAddr>;
+export function serve(
+  options: ServeOptions | ServeUnixOptions,
+  handler: Handler<Deno.NetAddr> | Handler<Deno.UnixAddr>,
+): PierServer<Deno.NetAddr> | PierServer<Deno.UnixAddr> {
   if (typeof handler !== "function") throw new TypeError("serve(): handler must be a function");
-  return new Server(options, handler);
+  return new Server(options, handler as Handler) as PierServer<Deno.NetAddr> | PierServer<Deno.UnixAddr>;
 }

@@ -23,6 +23,11 @@ export const PREREQUISITES: readonly Prerequisite[] = [
     program: "node",
     neededBy: "tests/conformance_test.ts, tests/engine/keep_alive_test.ts",
   },
+  {
+    package: "curl",
+    program: "curl",
+    neededBy: "tests/engine/unix_socket_test.ts (a client over a Unix socket)",
+  },
 ];
 
 /** Debian installs each PostgreSQL major version's programs here: `/usr/lib/postgresql/15/bin/initdb`. */
@@ -90,7 +95,7 @@ function installed(program: string): boolean {
  * @example
  * ```ts
  * import { missingPackages } from "./_prerequisites.ts";
- * console.log(missingPackages(() => false, () => true)); // ["nginx", "openssl", "chromium", "python3", "nodejs"]
+ * console.log(missingPackages(() => false, () => true)); // ["nginx", "openssl", "chromium", "python3", "nodejs", "curl"]
  * ```
  */
 export function missingPackages(

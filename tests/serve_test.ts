@@ -827,7 +827,9 @@ Deno.test({
       headerTimeoutMs: 600,
       methods: ["GET"],
       onRefused: (r) =>
-        refusals.push(`${r.status} ${r.method ?? "-"} ${r.target ?? "-"} ${r.remoteAddr.hostname}`),
+        refusals.push(
+          `${r.status} ${r.method ?? "-"} ${r.target ?? "-"} ${(r.remoteAddr as Deno.NetAddr).hostname}`,
+        ),
     });
     try {
       await exchange(s.addr.port, ["GET / HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n"]);
