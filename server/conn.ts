@@ -7,7 +7,6 @@ import { makeRequest } from "./_fast.ts";
 import { decodeAscii, rawRid, readOp, writeOp } from "./_ops.ts";
 import { type KeepAliveLines, Outcome, ResponseWriter, settlesSoon, type Sink } from "./writer.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
-import type { IdleNode } from "./idle_list.ts";
 
 /** What a connection needs from its server: settings, the clock, the log and the shutdown flag. */
 export interface ConnectionHost {
@@ -38,10 +37,6 @@ export interface ConnectionHost {
   onRefused(refusal: Refusal): void;
   log(message: string, error?: unknown): void;
   release(conn: Connection): void;
-  /** The connection is Idle now (between requests, or accepted and silent): the cap may close it. */
-  becameIdle(conn: Connection): void;
-  /** The connection left Idle (a request began, or it closed). */
-  leftIdle(conn: Connection): void;
 }
 
 /**
@@ -215,12 +210,8 @@ class Info implements ServeHandlerInfo {
  * await c.run();
  * ```
  */
-export class Connection implements Sink, IdleNode {
+export class Connection implements Sink {
   readonly conn: Deno.Conn;
-  /** Links of the server's idle list (server/idle_list.ts), which owns them. */
-  idlePrev: IdleNode | null = null;
-  /** Links of the server's idle list (server/idle_list.ts), which owns them. */
-  idleNext: IdleNode | null = null;
   readonly #host: ConnectionHost;
   readonly #parser: RequestParser;
   readonly #writer: ResponseWriter;
@@ -306,10 +297,6 @@ export class Connection implements Sink, IdleNode {
       throw new Error(`illegal connection step: ${STATE_NAMES[from]} to ${STATE_NAMES[to]}`);
     }
     this.#state = to;
-    // The server keeps its idle connections oldest first, for the connection cap.
-    if (from === ConnState.Idle) {
-      if (to !== ConnState.Idle) this.#host.leftIdle(this);
-    } else if (to === ConnState.Idle) this.#host.becameIdle(this);
   }
 
   /** Serve until done; never throws. */

@@ -6,7 +6,6 @@ import { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./http1.ts";
 import type { Handler } from "./types.ts";
 import { fastPathFailure } from "./_fast.ts";
 import { type KeepAliveLines, keepAliveLines } from "./writer.ts";
-import { IdleList } from "./idle_list.ts";
 
 /**
  * Options for {@link serve}. Every field has a safe default; `{}` is a valid configuration.
@@ -148,6 +147,11 @@ const CONNECTIONS_SHARE_OF_FILE_LIMIT = 0.9;
 const ASSUMED_FILE_LIMIT = 1024;
 /** The cap is said in the log at most this often while it holds connections back. */
 const CAP_LOG_INTERVAL_MS = 60_000;
+/**
+ * At the cap, the share of it closed at once among the longest idle connections (at least one): a flood of
+ * new connections then costs one scan of the connections per this share of the cap, not one per accept.
+ */
+const CAP_EVICTION_SHARE = 1 / 64;
 
 /**
  * The process's limit on open files (RLIMIT_NOFILE's soft value), from `/proc/self/limits` on Linux.
@@ -337,8 +341,6 @@ class Server implements ConnectionHost, PierServer<Deno.NetAddr | Deno.UnixAddr>
   closing = false;
   readonly #listener: Deno.Listener;
   readonly #conns = new Set<Connection>();
-  /** The idle ones among them, oldest first: the cap closes these to make room. */
-  readonly #idle = new IdleList<Connection>();
   /** When the cap was last said in the log (on the coarse clock). */
   #capLoggedAt = -Infinity;
   readonly #onError: (error: unknown, request: Request) => Response | Promise<Response>;
@@ -448,37 +450,34 @@ class Server implements ConnectionHost, PierServer<Deno.NetAddr | Deno.UnixAddr>
       c.deadlineKind = Deadline.Idle;
       c.deadline = this.now + this.idleTimeoutMs;
       this.#conns.add(c);
-      this.#idle.push(c); // accepted and silent: idle until its first byte
       c.run();
     }
   }
 
   /**
-   * Whether one more connection may be held: under the cap, or at it once the connection idle the longest
-   * is closed. Connections serving a request are never closed for room: with none idle, the new one is
-   * turned away (closed by the caller, unanswered, which a proxy takes as a failed upstream to retry).
+   * Whether one more connection may be held: under the cap, or at it once the connections idle the longest
+   * are closed (between requests, or accepted and silent). Connections serving a request are never closed
+   * for room: with none idle, the new one is turned away (closed by the caller, unanswered, which a proxy
+   * takes as a failed upstream to retry). Found by a scan, only at the cap, so that serving a request costs
+   * nothing for it: an idle connection's deadline is when it became idle plus the idle timeout, the same
+   * for all, so the smallest deadlines are the longest idle (to a tick; ties in the order of acceptance).
    */
   #roomFor(): boolean {
     if (this.#conns.size < this.maxConnections) return true;
-    const oldest = this.#idle.oldest;
+    const idle: Connection[] = [];
+    for (const c of this.#conns) if (c.state === ConnState.Idle) idle.push(c);
     if (this.now - this.#capLoggedAt >= CAP_LOG_INTERVAL_MS) {
       this.#capLoggedAt = this.now;
       this.log(
         `${this.#conns.size} connections, the cap (maxConnections): ` +
-          (oldest === null ? "none idle, turning new ones away" : "closing the longest idle for new ones"),
+          (idle.length === 0 ? "none idle, turning new ones away" : "closing the longest idle for new ones"),
       );
     }
-    if (oldest === null) return false;
-    oldest.close(); // releases it: the count goes down at once
+    if (idle.length === 0) return false;
+    idle.sort((a, b) => a.deadline - b.deadline); // stable: among equals, the first accepted first
+    const batch = Math.max(1, Math.floor(this.maxConnections * CAP_EVICTION_SHARE));
+    for (let i = 0; i < batch && i < idle.length; i++) idle[i].close(); // each releases itself at once
     return this.#conns.size < this.maxConnections;
-  }
-
-  becameIdle(conn: Connection): void {
-    this.#idle.push(conn);
-  }
-
-  leftIdle(conn: Connection): void {
-    this.#idle.remove(conn);
   }
 
   onHandlerError(error: unknown, request: Request): Response | Promise<Response> {

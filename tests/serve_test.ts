@@ -72,8 +72,6 @@ Deno.test("a pipelined batch is answered with a single write", async () => {
     onRefused() {},
     log() {},
     release() {},
-    becameIdle() {},
-    leftIdle() {},
   };
   await new Connection(fake, host).run();
   assert.equal(writes.length, 1, `four answers in ${writes.length} writes`);

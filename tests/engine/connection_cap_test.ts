@@ -83,6 +83,8 @@ Deno.test({
           return c;
         };
         const [a, b, c, d] = [await open(), await open(), await open(), await open()];
+        // Idle times are kept on the server's coarse clock (a 500 ms tick): let one pass.
+        await sleep(600);
         await ask(b); // b was busy, and is idle again: now the newest idle one
         const e = await open(); // the cap: a (idle the longest) makes room
         assert.ok(await closedByServer(a), "a, idle the longest, was closed");
