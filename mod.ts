@@ -19,7 +19,18 @@
 export type { Handler, ServeHandlerInfo } from "./server/types.ts";
 
 // The HTTP/1.1 engine
-export { type PierServer, serve, SERVE_DEFAULTS, type ServeOptions } from "./server/serve.ts";
+export {
+  defaultMaxConnections,
+  fileLimit,
+  KEEP_ALIVE_MARGIN_MS,
+  keepAliveHintSeconds,
+  type PierServer,
+  removeStaleSocket,
+  serve,
+  SERVE_DEFAULTS,
+  type ServeOptions,
+  type ServeUnixOptions,
+} from "./server/serve.ts";
 export type { Refusal } from "./server/conn.ts";
 // The limits every server enforces (the parser itself is the "./http1" entry point: the low-level API).
 export { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./server/http1.ts";
@@ -56,7 +67,9 @@ export {
   type ContextOptions,
   createContext,
   type Middleware,
+  peerAddress,
   type RouteHandler,
+  UNIX_PEER,
 } from "./server/context.ts";
 export {
   type ErrorHandler,

@@ -7,6 +7,13 @@ import { DEFAULT_RATE_LIMIT, parseRateLimit, type RateLimit } from "./rate_limit
 export interface SiteConfig {
   /** Address to listen on. Default 127.0.0.1: only this machine (nginx in front) reaches it. */
   host: string;
+  /**
+   * `--unix PATH`: listen on this Unix socket instead of `host` and `port` (nginx's `server unix:PATH`).
+   * The start task may write /run/pier/pier.sock only; another path needs its permissions widened.
+   */
+  unix: string | null;
+  /** `--max-connections N`: the engine's connection cap. Null: 90 % of the file limit (server/serve.ts). */
+  maxConnections: number | null;
   /** Port; 0 picks a free one. Default 8000. */
   port: number;
   /** PEM certificate file: with `key`, serve HTTPS on the same port. */
@@ -308,6 +315,28 @@ export const SITE_FLAGS: readonly Flag<SiteConfig>[] = [
     },
   },
   {
+    names: ["--unix"],
+    value: "PATH",
+    default: "none (TCP)",
+    meaning:
+      "Listen on this Unix socket instead of --host/--port (the start task allows /run/pier/pier.sock)",
+    set(config, value) {
+      if (value === "" || value.includes("\0")) throw new TypeError(`Bad --unix: ${JSON.stringify(value)}`);
+      config.unix = value;
+    },
+  },
+  {
+    names: ["--max-connections"],
+    value: "N",
+    default: "90% of the file limit",
+    meaning: "Connections held at most; at the cap the longest idle one is closed for a new one",
+    set(config, value) {
+      const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
+      if (!(n >= 1)) throw new TypeError(`Bad --max-connections: ${JSON.stringify(value)} (1 or more)`);
+      config.maxConnections = n;
+    },
+  },
+  {
     names: ["--trusted-proxy"],
     value: "ADDR[,ADDR]",
     default: "loopback",
@@ -480,6 +509,8 @@ function readFlags<Config>(args: readonly string[], flags: readonly Flag<Config>
 export function parseSiteArgs(args: readonly string[]): SiteConfig {
   const config: SiteConfig = {
     host: "127.0.0.1",
+    unix: null,
+    maxConnections: null,
     port: 8000,
     cert: null,
     key: null,
@@ -502,6 +533,14 @@ export function parseSiteArgs(args: readonly string[]): SiteConfig {
   }
   if (config.httpRedirectPort !== null && config.cert === null) {
     throw new TypeError("--http-redirect-port redirects to HTTPS: it needs --cert and --key");
+  }
+  if (config.unix !== null && config.cert !== null) {
+    throw new TypeError("--unix serves plain HTTP to a proxy on this machine: no --cert and --key with it");
+  }
+  if (config.unix !== null && config.workers > 1) {
+    throw new TypeError(
+      "--unix is one listener: --workers share a TCP port (SO_REUSEPORT), not a socket file",
+    );
   }
   return config;
 }

@@ -1,7 +1,7 @@
 // The site entry: parse --host/--port and the other flags (app/cli.ts), open the store (a database Worker),
 // serve the site (app/site.ts) over HTTP or HTTPS, and stop gracefully on SIGINT/SIGTERM: in-flight requests
 // finish, then the database closes. It must run with the start task's scoped permissions and need no more.
-import { serve } from "../mod.ts";
+import { fileLimit, removeStaleSocket, serve } from "../mod.ts";
 import {
   helpRequested,
   parseSiteArgs,
@@ -63,6 +63,29 @@ if (config.uploadDir !== null) {
     Deno.exit(2);
   }
 }
+// --unix PATH: the start task may read and write /run/pier/pier.sock only (and create nothing else there).
+// Another path needs both permissions widened to it: say exactly how, as for --uploads.
+if (config.unix !== null) {
+  const denied = (["read", "write"] as const).filter((name) =>
+    Deno.permissions.querySync({ name, path: config.unix! }).state !== "granted"
+  );
+  if (denied.length > 0) {
+    console.error(
+      `pier site: --unix ${config.unix} needs ${denied.map((d) => `--allow-${d}`).join(" and ")} on it, ` +
+        `which the start task gives /run/pier/pier.sock only: run deno run ... ` +
+        `--allow-read=static,templates,data,certs,${config.unix} ` +
+        `--allow-write=data,${config.unix} app/main.ts ... (see docs/deploy.md)`,
+    );
+    Deno.exit(2);
+  }
+  // A socket file left by a killed server is removed; one a server still answers on is not ours to take.
+  try {
+    if (await removeStaleSocket(config.unix)) console.log(`Removed the stale socket ${config.unix}`);
+  } catch (err) {
+    console.error(`pier site: cannot listen on ${config.unix}: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
+}
 try {
   await Deno.mkdir(uploadDir, { recursive: true });
 } catch (err) {
@@ -102,7 +125,14 @@ if (config.workers > 1 && (Deno.build.standalone || !canStartWorkers())) {
   Deno.exit(2);
 }
 const scheme = config.cert ? "https" : "http";
-const announce = (addr: { hostname: string; port: number }) => {
+const announce = (addr: Deno.NetAddr | Deno.UnixAddr | { hostname: string; port: number }) => {
+  if (!("port" in addr)) {
+    // nginx (running as another user) must be able to connect: the socket is open to all, and who reaches
+    // it is decided by its folder's permissions (docs/deploy.md: /run/pier, mode 0750, group www-data).
+    Deno.chmodSync(addr.path, 0o666);
+    console.log(`Listening on unix:${addr.path}`);
+    return;
+  }
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   console.log(`Listening on ${scheme}://${host}:${addr.port}/`);
 };
@@ -139,7 +169,16 @@ if (server === null) {
     reusePort: false,
     onListen: announce,
   });
-  server = { port: single.addr.port, shutdown: () => single.shutdown() };
+  server = { port: "port" in single.addr ? single.addr.port : 0, shutdown: () => single.shutdown() };
+  const limit = fileLimit();
+  console.log(
+    `Connections: at most ${single.maxConnections}` +
+      (config.maxConnections !== null
+        ? " (--max-connections)"
+        : limit !== null
+        ? ` (90 % of the file limit, ${limit})`
+        : " (90 % of 1024: the file limit cannot be read with scoped permissions; see --max-connections)"),
+  );
 }
 const running = server;
 

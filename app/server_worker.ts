@@ -31,7 +31,7 @@ export type ServerWorkerCommand =
 /** A server Worker's messages to the main thread. */
 export type ServerWorkerEvent = { type: "listening"; port: number } | { type: "finished" };
 
-let server: PierServer | null = null;
+let server: PierServer<Deno.Addr> | null = null;
 let readers: ReaderCount | null = null;
 
 self.onmessage = async (event: MessageEvent<ServerWorkerCommand>) => {
@@ -49,7 +49,9 @@ self.onmessage = async (event: MessageEvent<ServerWorkerCommand>) => {
       port: command.port,
       reusePort: true,
       onListen: (addr) =>
-        self.postMessage({ type: "listening", port: addr.port } satisfies ServerWorkerEvent),
+        self.postMessage(
+          { type: "listening", port: "port" in addr ? addr.port : 0 } satisfies ServerWorkerEvent,
+        ),
     });
   } else if (command.type === "shutdown") {
     await server?.shutdown();

@@ -58,13 +58,13 @@ let rawOps = core !== null;
 let rawOpsProblem: string | null = core === null ? "Deno's core read and write ops were not found" : null;
 
 /**
- * The resource id of a plain TCP connection, for {@link readOp} and {@link writeOp}: they skip
+ * The resource id of a plain TCP or Unix connection, for {@link readOp} and {@link writeOp}: they skip
  * `Deno.Conn`'s `read` and `write` wrappers (an extra async function each, and the bookkeeping that
  * `unref()` needs, which the server never uses) and call the same ops, with the same errors. -1 when the
- * ops are off or differ, or the connection is not TCP (TLS keeps its own reader and writer).
+ * ops are off or differ, or the connection is TLS (which keeps its own reader and writer).
  *
  * The symbol is looked up once, on the first connection, and its id checked against Deno's resource table
- * (it must name a "tcpStream"); later connections read the id directly.
+ * (it must name a "tcpStream", or a "unixStream"); later connections read the id directly.
  *
  * @param conn The accepted connection.
  * @returns The resource id, or -1.
@@ -76,15 +76,16 @@ let rawOpsProblem: string | null = core === null ? "Deno's core read and write o
  * ```
  */
 export function rawRid(conn: Deno.Conn): number {
-  if (!rawOps || conn.constructor?.name !== "TcpConn") return -1;
+  const kind = conn.constructor?.name;
+  if (!rawOps || (kind !== "TcpConn" && kind !== "UnixConn")) return -1;
   if (ridSymbol === null) {
     const found = Object.getOwnPropertySymbols(conn).find((s) => s.description === "Deno.internal.rid");
     const rid = found === undefined ? undefined : (conn as any)[found];
-    let kind: string | undefined;
+    let resource: string | undefined;
     try {
-      kind = typeof rid === "number" ? core!.resources?.()[rid] : undefined;
+      resource = typeof rid === "number" ? core!.resources?.()[rid] : undefined;
     } catch { /* no resource table: the check fails below */ }
-    if (found === undefined || kind !== "tcpStream") {
+    if (found === undefined || resource !== (kind === "TcpConn" ? "tcpStream" : "unixStream")) {
       rawOps = false;
       rawOpsProblem = "a TCP connection's resource id was not found where Pier looks for it";
       return -1;

@@ -5,7 +5,7 @@
 import { NEED_DATA, PAUSED, ProtocolError, type RequestHead, RequestParser } from "./http1.ts";
 import { makeRequest } from "./_fast.ts";
 import { decodeAscii, rawRid, readOp, writeOp } from "./_ops.ts";
-import { Outcome, ResponseWriter, settlesSoon, type Sink } from "./writer.ts";
+import { type KeepAliveLines, Outcome, ResponseWriter, settlesSoon, type Sink } from "./writer.ts";
 import type { Handler, ServeHandlerInfo } from "./types.ts";
 import { takeoverFor, type Tunnel } from "./_upgrade.ts";
 
@@ -21,6 +21,10 @@ export interface ConnectionHost {
   readonly bodyTimeoutMs: number;
   readonly writeTimeoutMs: number;
   readonly maxDrainBytes: number;
+  /** Answers a connection carries at most; the last says `connection: close`. Infinity for no cap. */
+  readonly maxRequestsPerConnection: number;
+  /** The lines a keep-alive answer carries (`keep-alive: timeout=N`), made once. */
+  readonly keepAlive: KeepAliveLines;
   /** Methods handed to the handler, or null for every valid method token; the others get 501. */
   readonly methods: ReadonlySet<string> | null;
   /** The coarse clock (ms), advanced by the server's timer. */
@@ -44,7 +48,7 @@ export interface ConnectionHost {
  * @example
  * ```ts
  * import type { Refusal } from "./conn.ts";
- * const log = (r: Refusal) => console.log(`${r.remoteAddr.hostname} ${r.status} ${r.reason}`);
+ * const log = (r: Refusal) => console.log(`${r.status} ${r.reason}`);
  * ```
  */
 export interface Refusal {
@@ -52,8 +56,8 @@ export interface Refusal {
   status: number;
   /** Why, in words meant for a log (never sent to the client). */
   reason: string;
-  /** The peer. */
-  remoteAddr: Deno.NetAddr;
+  /** The peer (a Unix address on a Unix socket). */
+  remoteAddr: Deno.Addr;
   /** The method when the request line was read, else null. */
   method: string | null;
   /** The request-target when the request line was read, else null. */
@@ -172,12 +176,12 @@ interface Progress {
  * promise and no list entry: the connection only counts written answers.
  */
 class Info implements ServeHandlerInfo {
-  readonly remoteAddr: Deno.NetAddr;
+  readonly remoteAddr: Deno.Addr;
   readonly #progress: Progress;
   readonly #seq: number;
   #completed: Promise<void> | undefined;
   #resolve: (() => void) | undefined;
-  constructor(remoteAddr: Deno.NetAddr, progress: Progress, seq: number) {
+  constructor(remoteAddr: Deno.Addr, progress: Progress, seq: number) {
     this.remoteAddr = remoteAddr;
     this.#progress = progress;
     this.#seq = seq;
@@ -214,7 +218,7 @@ export class Connection implements Sink {
   readonly #host: ConnectionHost;
   readonly #parser: RequestParser;
   readonly #writer: ResponseWriter;
-  readonly #remoteAddr: Deno.NetAddr;
+  readonly #remoteAddr: Deno.Addr;
   /** When the current timer fires, on the host's coarse clock; 0 for none. */
   deadline = 0;
   deadlineKind: Deadline = Deadline.None;
@@ -256,7 +260,7 @@ export class Connection implements Sink {
     this.conn = conn;
     this.#host = host;
     this.#parser = new RequestParser(host.parserLimits, PARSER_OPTIONS);
-    this.#remoteAddr = conn.remoteAddr as Deno.NetAddr;
+    this.#remoteAddr = conn.remoteAddr;
     this.#rid = rawRid(conn);
     this.#writer = new ResponseWriter(this, host);
   }
@@ -371,6 +375,7 @@ export class Connection implements Sink {
     // expected and never sent (the client may still send the body it announced).
     if (this.#closeReasons !== 0) return false;
     if (this.#host.closing) return false; // shutting down: in-flight answers finish, then close
+    if (this.#seq >= this.#host.maxRequestsPerConnection) return false; // nginx's keepalive_requests
     // An unread body beyond what is worth discarding (Go's rule: 256 KiB by default).
     return this.#parser.bodyRemaining <= this.#host.maxDrainBytes;
   }

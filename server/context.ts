@@ -63,14 +63,38 @@ export type Middleware = (
 /** Options for {@link createContext}. */
 export interface ContextOptions {
   /**
-   * Peer addresses whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed. Default: loopback only,
-   * because a reverse proxy on the same machine is the deployment we document.
+   * Peer addresses whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed: IP addresses, and
+   * {@link UNIX_PEER} for any peer on a Unix socket. Default: loopback and Unix sockets only, because a
+   * reverse proxy on the same machine is the deployment we document.
    */
   trustedProxies?: readonly string[];
 }
 
-/** Loopback addresses: the default set of trusted proxies. */
-export const DEFAULT_TRUSTED_PROXIES: readonly string[] = ["127.0.0.1", "::1", "::ffff:127.0.0.1"];
+/**
+ * How a peer on a Unix socket is named among trusted proxies and, without a forwarded address, as the
+ * client: it has no IP address, and its socket path (empty for a client that did not bind one) tells
+ * nothing. Only a process that may write the socket file can connect: on this machine, the proxy.
+ */
+export const UNIX_PEER = "unix:";
+
+/** Loopback addresses and Unix sockets: the default set of trusted proxies. */
+export const DEFAULT_TRUSTED_PROXIES: readonly string[] = ["127.0.0.1", "::1", "::ffff:127.0.0.1", UNIX_PEER];
+
+/**
+ * A peer's address as text: the IP address of a TCP peer, {@link UNIX_PEER} for a Unix socket's.
+ *
+ * @param addr The connection's remote address.
+ * @returns Its IP address, or `unix:` (`vsock:` for a VSOCK peer).
+ *
+ * @example
+ * ```ts
+ * import { peerAddress } from "./context.ts";
+ * console.log(peerAddress({ transport: "unix", path: "" })); // "unix:"
+ * ```
+ */
+export function peerAddress(addr: Deno.Addr): string {
+  return "hostname" in addr ? addr.hostname : `${addr.transport}:`;
+}
 
 /**
  * Build a {@link Context} for a request, deciding the client address and TLS from trusted proxies only.
@@ -97,7 +121,7 @@ export function createContext(
   options: ContextOptions = {},
 ): Context {
   const url = new URL(request.url);
-  const peer = info.remoteAddr.hostname;
+  const peer = peerAddress(info.remoteAddr);
   const trusted = (options.trustedProxies ?? DEFAULT_TRUSTED_PROXIES).includes(peer);
   let clientAddr = peer;
   let secure = url.protocol === "https:";

@@ -1,6 +1,6 @@
-// The listener: accept connections (TCP or TLS), run one Connection each, keep the coarse clock that every
-// timeout and the Date header read, and shut down gracefully. It owns the options and their defaults; it
-// must never need more than --allow-net.
+// The listener: accept connections (TCP or TLS), run one Connection each within the connection cap, keep the
+// coarse clock that every timeout and the Date header read, and shut down gracefully. It owns the options and
+// their defaults; it must never need more than --allow-net (the file limit is read only where already allowed).
 import { Connection, type ConnectionHost, ConnState, Deadline, type Refusal } from "./conn.ts";
 import { DEFAULT_PARSER_LIMITS, type ParserLimits } from "./http1.ts";
 import type { Handler } from "./types.ts";
@@ -8,6 +8,7 @@ import { fastPathFailure } from "./_fast.ts";
 import { telemetryEnabled } from "./otel.ts";
 import { instrument } from "./telemetry.ts";
 import type { Tunnel } from "./_upgrade.ts";
+import { type KeepAliveLines, keepAliveLines } from "./writer.ts";
 
 /**
  * Options for {@link serve}. Every field has a safe default; `{}` is a valid configuration.
@@ -36,6 +37,8 @@ export interface ServeOptions extends Partial<ParserLimits> {
   signal?: AbortSignal;
   /** Called once listening. Default: prints the URL, as Deno.serve does. */
   onListen?: (addr: Deno.NetAddr) => void;
+  /** Not for TCP: see {@link ServeUnixOptions}. */
+  path?: undefined;
   /** Turns a handler's thrown error into a response. Default: log it, answer 500 without its text. */
   onError?: (error: unknown, request: Request) => Response | Promise<Response>;
   /**
@@ -46,7 +49,11 @@ export interface ServeOptions extends Partial<ParserLimits> {
   onRefused?: (refusal: Refusal) => void;
   /** The whole request head must arrive within this long of its first byte (then 408). Default 20 s. */
   headerTimeoutMs?: number;
-  /** A keep-alive connection with no request for this long is closed. Default 5 s. */
+  /**
+   * A keep-alive connection with no request for this long is closed. Default 5 s. Keep-alive answers say
+   * `keep-alive: timeout=N`, N this less {@link KEEP_ALIVE_MARGIN_MS} in whole seconds, so that a pooling
+   * client or proxy drops an idle connection before the server does (none under 1 s: no field).
+   */
   idleTimeoutMs?: number;
   /** A request body that makes no progress for this long is dropped. Default 30 s. */
   bodyTimeoutMs?: number;
@@ -55,11 +62,46 @@ export interface ServeOptions extends Partial<ParserLimits> {
   /** Unread request body the server discards to keep a connection; more and it closes. Default 256 KiB. */
   maxDrainBytes?: number;
   /**
+   * Requests one connection carries at most, as nginx's `keepalive_requests`: the last answer says
+   * `connection: close`. Default: no cap (0 or Infinity also mean none).
+   */
+  maxRequestsPerConnection?: number;
+  /**
+   * Connections held at most. At the cap a new connection closes the one idle the longest (between
+   * requests, or accepted and silent); when none is idle it is closed at once, unanswered: connections
+   * serving a request are never closed for room. Default {@link defaultMaxConnections}: 90 % of the
+   * process's file limit, when it can be read.
+   */
+  maxConnections?: number;
+  /**
    * Methods passed to the handler; others get 501 (RFC 9110 §9.1). Default: every valid method token (up
    * to 32 bytes), as Deno.serve does, so WebDAV and QUERY handlers run. CONNECT always gets 501: an origin
    * server opens no tunnels.
    */
   methods?: readonly string[];
+}
+
+/**
+ * Options for {@link serve} on a Unix socket, as Deno.serve's `path`: the same, without the TCP and TLS
+ * ones. Behind a proxy on the same machine this needs no port, and the socket file's permissions decide
+ * who may connect.
+ *
+ * Listening needs `--allow-read` and `--allow-write` on `path`. A file already there makes it fail
+ * (AddrInUse): call {@link removeStaleSocket} first to remove one that no server answers on. Deno removes
+ * the file when the listener closes, at shutdown.
+ *
+ * @example
+ * ```ts
+ * import type { ServeUnixOptions } from "./serve.ts";
+ * const options: ServeUnixOptions = { path: "/run/pier/pier.sock", idleTimeoutMs: 75_000 };
+ * ```
+ */
+export interface ServeUnixOptions
+  extends Omit<ServeOptions, "hostname" | "port" | "cert" | "key" | "reusePort" | "onListen" | "path"> {
+  /** The socket file's path. */
+  path: string;
+  /** Called once listening. Default: prints `Listening on unix:PATH`. */
+  onListen?: (addr: Deno.UnixAddr) => void;
 }
 
 /**
@@ -72,13 +114,15 @@ export interface ServeOptions extends Partial<ParserLimits> {
  * await server.shutdown();
  * ```
  */
-export interface PierServer {
-  /** The address the server listens on (with the real port when 0 was asked for). */
-  readonly addr: Deno.NetAddr;
+export interface PierServer<Addr extends Deno.Addr = Deno.NetAddr> {
+  /** The address the server listens on (with the real port when 0 was asked for), or its Unix socket. */
+  readonly addr: Addr;
   /** Resolves when the server has shut down and every connection has closed. */
   readonly finished: Promise<void>;
   /** Stop accepting, finish in-flight responses, close idle connections; resolves with `finished`. */
   shutdown(): Promise<void>;
+  /** The connection cap in force ({@link ServeOptions.maxConnections}). */
+  readonly maxConnections: number;
   /** Let the process exit while the server runs (as Deno.serve's `unref`). */
   unref(): void;
   /** Undo {@link PierServer.unref}. */
@@ -89,6 +133,93 @@ export interface PierServer {
 const TICK_MS = 500;
 /** After EMFILE and friends, wait before accepting again rather than spin. */
 const ACCEPT_BACKOFF_MS = 100;
+/**
+ * What the `keep-alive: timeout=N` hint keeps below the idle timeout. An idle connection is closed when a
+ * tick finds its deadline past, and its deadline is set on the coarse clock, so the close comes up to one
+ * tick early; the other second covers the answer's trip to the client and the request's trip back, and a
+ * client's own timers. (Node's http.Agent takes a second more off the hint itself.)
+ */
+export const KEEP_ALIVE_MARGIN_MS: number = TICK_MS + 1_000;
+
+/** The share of the file limit the connection cap takes: the rest is for files, the database, the log. */
+const CONNECTIONS_SHARE_OF_FILE_LIMIT = 0.9;
+/**
+ * The file limit assumed when it cannot be read: 1024, Linux's usual soft limit. Deno raises its soft
+ * limit to the hard one at start, so the real one is often far higher: give `maxConnections` to use it.
+ */
+const ASSUMED_FILE_LIMIT = 1024;
+/** The cap is said in the log at most this often while it holds connections back. */
+const CAP_LOG_INTERVAL_MS = 60_000;
+/**
+ * At the cap, the share of it closed at once among the longest idle connections (at least one): a flood of
+ * new connections then costs one scan of the connections per this share of the cap, not one per accept.
+ */
+const CAP_EVICTION_SHARE = 1 / 64;
+
+/**
+ * The process's limit on open files (RLIMIT_NOFILE's soft value), from `/proc/self/limits` on Linux.
+ * Deno 2.9 has no call for it, and reads a process's files under /proc only with all permissions
+ * (`--allow-read=/proc/self/limits` is not enough: "Requires all access"). So: under `-A` the real limit;
+ * with scoped permissions (the site's), or elsewhere than Linux, null. Never prompts: the permission is
+ * queried first, and a refusal is caught.
+ *
+ * @returns The limit, or null when it cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { fileLimit } from "./serve.ts";
+ * console.log(fileLimit()); // 1048576 under -A, null with scoped permissions
+ * ```
+ */
+export function fileLimit(): number | null {
+  const path = "/proc/self/limits";
+  if (Deno.build.os !== "linux") return null;
+  try {
+    // Deno wants all access for /proc/<pid>/ files; asking for read first keeps a prompt away.
+    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return null;
+    const line = Deno.readTextFileSync(path).split("\n").find((l) => l.startsWith("Max open files"));
+    const soft = line === undefined
+      ? NaN
+      : Number(line.slice("Max open files".length).trim().split(/\s+/)[0]);
+    return Number.isSafeInteger(soft) && soft > 0 ? soft : null; // "unlimited" is no number
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The default connection cap: 90 % of {@link fileLimit} (the rest is for the files, the database and the
+ * log a server opens while serving), or of 1024 when the limit cannot be read.
+ *
+ * @returns The number of connections.
+ *
+ * @example
+ * ```ts
+ * import { defaultMaxConnections } from "./serve.ts";
+ * console.log(defaultMaxConnections()); // 943718 with a limit of 1048576
+ * ```
+ */
+export function defaultMaxConnections(): number {
+  return Math.floor((fileLimit() ?? ASSUMED_FILE_LIMIT) * CONNECTIONS_SHARE_OF_FILE_LIMIT);
+}
+
+/**
+ * The `timeout` a keep-alive answer announces for an idle timeout: whole seconds, {@link
+ * KEEP_ALIVE_MARGIN_MS} below it; 0 (no hint) when that leaves less than a second or there is no timeout.
+ *
+ * @param idleTimeoutMs The server's idle timeout.
+ * @returns Seconds to announce, or 0.
+ *
+ * @example
+ * ```ts
+ * import { keepAliveHintSeconds } from "./serve.ts";
+ * console.log(keepAliveHintSeconds(75_000)); // 73
+ * ```
+ */
+export function keepAliveHintSeconds(idleTimeoutMs: number): number {
+  if (!(idleTimeoutMs > 0) || !Number.isFinite(idleTimeoutMs)) return 0;
+  return Math.max(0, Math.floor((idleTimeoutMs - KEEP_ALIVE_MARGIN_MS) / 1000));
+}
 
 /**
  * The defaults of {@link ServeOptions}, each with its reason.
@@ -148,12 +279,51 @@ function warnIfSlow(): void {
   });
 }
 
+/**
+ * Remove a Unix socket file that no server answers on (left by a process that was killed), so that a new
+ * server can listen there. A socket a server answers on is left alone and reported; a file that is not a
+ * socket is never removed.
+ *
+ * @param path The socket file's path.
+ * @returns True when a stale socket was removed, false when there was no file.
+ * @throws {Deno.errors.AddrInUse} When a server answers on it.
+ * @throws {Deno.errors.AlreadyExists} When the path is not a socket.
+ *
+ * @example
+ * ```ts ignore
+ * import { removeStaleSocket, serve } from "./serve.ts";
+ * await removeStaleSocket("/run/pier/pier.sock");
+ * serve({ path: "/run/pier/pier.sock" }, () => new Response("hi"));
+ * ```
+ */
+export async function removeStaleSocket(path: string): Promise<boolean> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+  if (!info.isSocket) throw new Deno.errors.AlreadyExists(`${path} exists and is not a socket`);
+  let live: Deno.Conn;
+  try {
+    live = await Deno.connect({ transport: "unix", path });
+  } catch (e) {
+    // Nobody listens: the file outlived its server.
+    if (!(e instanceof Deno.errors.ConnectionRefused)) throw e;
+    await Deno.remove(path);
+    return true;
+  }
+  live.close();
+  throw new Deno.errors.AddrInUse(`a server answers on ${path}`);
+}
+
 function defaultOnListen(addr: Deno.NetAddr, https: boolean): void {
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   console.log(`Listening on ${https ? "https" : "http"}://${host}:${addr.port}/`);
 }
 
-class Server implements ConnectionHost, PierServer {
+class Server implements ConnectionHost, PierServer<Deno.NetAddr | Deno.UnixAddr> {
   readonly handler: Handler;
   readonly parserLimits: Partial<ParserLimits>;
   readonly scheme: "http" | "https";
@@ -163,8 +333,11 @@ class Server implements ConnectionHost, PierServer {
   readonly bodyTimeoutMs: number;
   readonly writeTimeoutMs: number;
   readonly maxDrainBytes: number;
+  readonly maxRequestsPerConnection: number;
+  readonly keepAlive: KeepAliveLines;
+  readonly maxConnections: number;
   readonly methods: ReadonlySet<string> | null;
-  readonly addr: Deno.NetAddr;
+  readonly addr: Deno.NetAddr | Deno.UnixAddr;
   readonly finished: Promise<void>;
   now = Date.now();
   dateLine = "";
@@ -173,6 +346,8 @@ class Server implements ConnectionHost, PierServer {
   readonly #conns = new Set<Connection>();
   /** Connections taken over after a 101 (WebSockets): ticked, shut down and waited for like the others. */
   readonly #tunnels = new Set<Tunnel>();
+  /** When the cap was last said in the log (on the coarse clock). */
+  #capLoggedAt = -Infinity;
   readonly #onError: (error: unknown, request: Request) => Response | Promise<Response>;
   readonly #onRefused: ((refusal: Refusal) => void) | undefined;
   #ticker: number;
@@ -180,7 +355,8 @@ class Server implements ConnectionHost, PierServer {
   #acceptDone: Promise<void>;
   #refed = true;
 
-  constructor(options: ServeOptions, handler: Handler) {
+  constructor(options: ServeOptions | ServeUnixOptions, handler: Handler) {
+    this.handler = handler;
     const limits: Partial<ParserLimits> = {};
     for (const k of Object.keys(DEFAULT_PARSER_LIMITS) as (keyof ParserLimits)[]) {
       if (options[k] !== undefined) limits[k] = options[k];
@@ -191,34 +367,52 @@ class Server implements ConnectionHost, PierServer {
     this.bodyTimeoutMs = options.bodyTimeoutMs ?? SERVE_DEFAULTS.bodyTimeoutMs;
     this.writeTimeoutMs = options.writeTimeoutMs ?? SERVE_DEFAULTS.writeTimeoutMs;
     this.maxDrainBytes = options.maxDrainBytes ?? SERVE_DEFAULTS.maxDrainBytes;
+    const maxRequests = options.maxRequestsPerConnection ?? 0;
+    this.maxRequestsPerConnection = maxRequests > 0 ? maxRequests : Infinity;
+    this.keepAlive = keepAliveLines(keepAliveHintSeconds(this.idleTimeoutMs));
+    const maxConnections = options.maxConnections ?? defaultMaxConnections();
+    if (!(maxConnections >= 1)) {
+      throw new RangeError(`serve(): maxConnections must be 1 or more, not ${maxConnections}`);
+    }
+    this.maxConnections = maxConnections;
     this.methods = options.methods === undefined ? null : new Set(options.methods);
     this.#onRefused = options.onRefused;
 
-    const hostname = options.hostname ?? SERVE_DEFAULTS.hostname;
-    const port = options.port ?? SERVE_DEFAULTS.port;
-    const tls = options.cert !== undefined || options.key !== undefined;
-    if (tls && (options.cert === undefined || options.key === undefined)) {
-      throw new TypeError("serve(): cert and key must be given together");
+    let onListen: () => void;
+    if (options.path !== undefined) {
+      const unix = options as ServeUnixOptions;
+      if ("cert" in unix || "key" in unix) {
+        throw new TypeError("serve(): a Unix socket is served without TLS");
+      }
+      this.#listener = Deno.listen({ transport: "unix", path: unix.path });
+      this.scheme = "http";
+      const addr = this.addr = this.#listener.addr as Deno.UnixAddr;
+      // For HTTP/1.0 requests without Host: a Unix socket has no host:port of its own.
+      this.defaultHost = "localhost";
+      onListen = () => (unix.onListen ?? ((a) => console.log(`Listening on unix:${a.path}`)))(addr);
+    } else {
+      const tcp = options as ServeOptions;
+      const hostname = tcp.hostname ?? SERVE_DEFAULTS.hostname;
+      const port = tcp.port ?? SERVE_DEFAULTS.port;
+      const tls = tcp.cert !== undefined || tcp.key !== undefined;
+      if (tls && (tcp.cert === undefined || tcp.key === undefined)) {
+        throw new TypeError("serve(): cert and key must be given together");
+      }
+      this.#listener = tls
+        ? Deno.listenTls({ hostname, port, cert: tcp.cert!, key: tcp.key!, reusePort: tcp.reusePort })
+        : Deno.listen({ hostname, port, reusePort: tcp.reusePort });
+      this.scheme = tls ? "https" : "http";
+      const addr = this.addr = this.#listener.addr as Deno.NetAddr;
+      const h = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+      this.defaultHost = `${h}:${addr.port}`;
+      onListen = () => (tcp.onListen ?? ((a: Deno.NetAddr) => defaultOnListen(a, tls)))(addr);
     }
-    this.#listener = tls
-      ? Deno.listenTls({
-        hostname,
-        port,
-        cert: options.cert!,
-        key: options.key!,
-        reusePort: options.reusePort,
-      })
-      : Deno.listen({ hostname, port, reusePort: options.reusePort });
-    this.scheme = tls ? "https" : "http";
     // OpenTelemetry (OTEL_DENO=true): decided here, once. With it off the handler is the caller's own, and
     // no request runs any telemetry code.
     const onError = options.onError ?? defaultOnError;
     const instrumented = telemetryEnabled ? instrument(handler, onError, this.scheme) : null;
     this.handler = instrumented?.handler ?? handler;
     this.#onError = instrumented?.onError ?? onError;
-    this.addr = this.#listener.addr as Deno.NetAddr;
-    const h = this.addr.hostname.includes(":") ? `[${this.addr.hostname}]` : this.addr.hostname;
-    this.defaultHost = `${h}:${this.addr.port}`;
 
     this.finished = new Promise((r) => this.#resolveFinished = r);
     this.#tick();
@@ -227,7 +421,7 @@ class Server implements ConnectionHost, PierServer {
       if (options.signal.aborted) queueMicrotask(() => this.shutdown());
       else options.signal.addEventListener("abort", () => this.shutdown(), { once: true });
     }
-    (options.onListen ?? ((a: Deno.NetAddr) => defaultOnListen(a, tls)))(this.addr);
+    onListen();
     warnIfSlow();
     this.#acceptDone = this.#acceptLoop();
   }
@@ -258,7 +452,7 @@ class Server implements ConnectionHost, PierServer {
         await new Promise((r) => setTimeout(r, ACCEPT_BACKOFF_MS));
         continue;
       }
-      if (this.closing) {
+      if (this.closing || !this.#roomFor()) {
         conn.close();
         continue;
       }
@@ -271,6 +465,32 @@ class Server implements ConnectionHost, PierServer {
       this.#conns.add(c);
       c.run();
     }
+  }
+
+  /**
+   * Whether one more connection may be held: under the cap, or at it once the connections idle the longest
+   * are closed (between requests, or accepted and silent). Connections serving a request are never closed
+   * for room: with none idle, the new one is turned away (closed by the caller, unanswered, which a proxy
+   * takes as a failed upstream to retry). Found by a scan, only at the cap, so that serving a request costs
+   * nothing for it: an idle connection's deadline is when it became idle plus the idle timeout, the same
+   * for all, so the smallest deadlines are the longest idle (to a tick; ties in the order of acceptance).
+   */
+  #roomFor(): boolean {
+    if (this.#conns.size < this.maxConnections) return true;
+    const idle: Connection[] = [];
+    for (const c of this.#conns) if (c.state === ConnState.Idle) idle.push(c);
+    if (this.now - this.#capLoggedAt >= CAP_LOG_INTERVAL_MS) {
+      this.#capLoggedAt = this.now;
+      this.log(
+        `${this.#conns.size} connections, the cap (maxConnections): ` +
+          (idle.length === 0 ? "none idle, turning new ones away" : "closing the longest idle for new ones"),
+      );
+    }
+    if (idle.length === 0) return false;
+    idle.sort((a, b) => a.deadline - b.deadline); // stable: among equals, the first accepted first
+    const batch = Math.max(1, Math.floor(this.maxConnections * CAP_EVICTION_SHARE));
+    for (let i = 0; i < batch && i < idle.length; i++) idle[i].close(); // each releases itself at once
+    return this.#conns.size < this.maxConnections;
   }
 
   onHandlerError(error: unknown, request: Request): Response | Promise<Response> {
@@ -336,6 +556,23 @@ class Server implements ConnectionHost, PierServer {
 }
 
 /**
+ * Serve HTTP/1.1 on a Unix socket (`path`), as Deno.serve does: for a proxy on the same machine. The
+ * handler's `info.remoteAddr` is then a `Deno.UnixAddr`.
+ *
+ * @param options The socket's path, limits, timeouts.
+ * @param handler Takes a standard `Request` and returns a `Response` (or a promise of one).
+ * @returns The running server.
+ *
+ * @example
+ * ```ts ignore
+ * import { removeStaleSocket, serve } from "./serve.ts";
+ * await removeStaleSocket("/run/pier/pier.sock");
+ * const server = serve({ path: "/run/pier/pier.sock" }, () => new Response("hi"));
+ * await server.shutdown();
+ * ```
+ */
+export function serve(options: ServeUnixOptions, handler: Handler<Deno.UnixAddr>): PierServer<Deno.UnixAddr>;
+/**
  * Serve HTTP/1.1 (or HTTPS with `cert` and `key`) with a Deno.serve-style handler.
  *
  * @param options Where to listen, limits, timeouts; all optional.
@@ -349,7 +586,11 @@ class Server implements ConnectionHost, PierServer {
  * await server.shutdown();
  * ```
  */
-export function serve(options: ServeOptions, handler: Handler): PierServer {
+export function serve(options: ServeOptions, handler: Handler<Deno.NetAddr>): PierServer<Deno.NetAddr>;
+export function serve(
+  options: ServeOptions | ServeUnixOptions,
+  handler: Handler<Deno.NetAddr> | Handler<Deno.UnixAddr>,
+): PierServer<Deno.NetAddr> | PierServer<Deno.UnixAddr> {
   if (typeof handler !== "function") throw new TypeError("serve(): handler must be a function");
-  return new Server(options, handler);
+  return new Server(options, handler as Handler) as PierServer<Deno.NetAddr> | PierServer<Deno.UnixAddr>;
 }

@@ -59,7 +59,7 @@ export interface SecurityEvent {
   status: number;
   /** Why it was refused (for the log only, never sent to the client). */
   reason: string;
-  /** The client address (`info.remoteAddr.hostname`). */
+  /** The client address (`info.remoteAddr.hostname`, or `unix:` on a Unix socket). */
   client: string;
   /** The request target as the handler received it (path and query). */
   target: string;
@@ -477,7 +477,8 @@ async function miss(
 ): Promise<Response | null> {
   const { request, info } = exchange;
   const { pathname, search } = splitUrl(request.url);
-  const client = info?.remoteAddr?.hostname ?? "unknown";
+  const addr = info?.remoteAddr;
+  const client = addr === undefined ? "unknown" : "hostname" in addr ? addr.hostname : `${addr.transport}:`;
   const target = pathname + search;
   const safe = resolveSafePath(pathname);
   if (!safe.ok) return refuse(cache, { status: safe.status, reason: safe.reason, client, target });

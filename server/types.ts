@@ -3,17 +3,18 @@
 // This file holds types only; it must never import anything with side effects.
 
 /**
- * What the server tells a handler besides the request, as `Deno.ServeHandlerInfo` does.
+ * What the server tells a handler besides the request, as `Deno.ServeHandlerInfo` does. `Addr` is the
+ * kind of address: a TCP server's handlers get `Deno.NetAddr`, a Unix socket's `Deno.UnixAddr`.
  *
  * @example
  * ```ts
  * import type { ServeHandlerInfo } from "./types.ts";
- * const log = (_req: Request, info: ServeHandlerInfo) => console.log(info.remoteAddr.hostname);
+ * const log = (_req: Request, info: ServeHandlerInfo<Deno.NetAddr>) => console.log(info.remoteAddr.hostname);
  * ```
  */
-export interface ServeHandlerInfo {
-  /** The peer of the connection (the proxy's address when behind one). */
-  remoteAddr: Deno.NetAddr;
+export interface ServeHandlerInfo<Addr extends Deno.Addr = Deno.Addr> {
+  /** The peer of the connection (the proxy's address when behind one; a Unix address on a Unix socket). */
+  remoteAddr: Addr;
   /** Resolves when the response has been written out (or the client went away). */
   completed: Promise<void>;
 }
@@ -27,4 +28,7 @@ export interface ServeHandlerInfo {
  * const hello: Handler = () => new Response("hello");
  * ```
  */
-export type Handler = (request: Request, info: ServeHandlerInfo) => Response | Promise<Response>;
+export type Handler<Addr extends Deno.Addr = Deno.Addr> = (
+  request: Request,
+  info: ServeHandlerInfo<Addr>,
+) => Response | Promise<Response>;

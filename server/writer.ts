@@ -111,10 +111,12 @@ export interface Sink {
   streaming(): void;
 }
 
-/** What a writer reads from its server: the clock's `date:` line and the log. */
+/** What a writer reads from its server: the clock's `date:` line, the keep-alive lines and the log. */
 export interface WriterHost {
   /** The current `date:` header line, with its CRLF (RFC 9110 §6.6.1). */
   readonly dateLine: string;
+  /** What a keep-alive answer says about persistence, made once per server ({@link keepAliveLines}). */
+  readonly keepAlive: KeepAliveLines;
   /** Log a failure of the handler's response (never a client that left). */
   log(message: string, error?: unknown): void;
 }
@@ -166,8 +168,47 @@ const FLUSH_AT = 64 * 1024;
  */
 const LOOP_BODY_CHARS = 64;
 const CONNECTION_CLOSE = encoder.encode("connection: close\r\n");
-const CONNECTION_KEEP_ALIVE = encoder.encode("connection: keep-alive\r\n");
 const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
+
+/**
+ * The field lines a keep-alive answer carries, for each HTTP version, as text and as bytes: made once per
+ * server so that the plain path copies them and builds nothing per answer.
+ */
+export interface KeepAliveLines {
+  /** For HTTP/1.1: `keep-alive: timeout=N` with its CRLF, or "" when there is no hint. */
+  readonly http11: string;
+  /** For HTTP/1.0: `connection: keep-alive` (RFC 9112 §9.3), then the hint. */
+  readonly http10: string;
+  /** {@link KeepAliveLines.http11} as bytes. */
+  readonly http11Bytes: Uint8Array;
+  /** {@link KeepAliveLines.http10} as bytes. */
+  readonly http10Bytes: Uint8Array;
+}
+
+/**
+ * The keep-alive lines for a hint of `seconds` (0 or less: no `Keep-Alive` field). The field is the
+ * informative one of RFC 9112 §9.3 and RFC 2068 §19.7.1.1: `timeout` is how long the server keeps an idle
+ * connection, so a pooling client or proxy (Node's http.Agent, for one) drops it before the server does.
+ *
+ * @param seconds The `timeout` to announce, in whole seconds.
+ * @returns The lines, as text and bytes.
+ *
+ * @example
+ * ```ts
+ * import { keepAliveLines } from "./writer.ts";
+ * console.log(JSON.stringify(keepAliveLines(3).http11)); // "keep-alive: timeout=3\r\n"
+ * ```
+ */
+export function keepAliveLines(seconds: number): KeepAliveLines {
+  const http11 = seconds >= 1 ? `keep-alive: timeout=${Math.floor(seconds)}\r\n` : "";
+  const http10 = `connection: keep-alive\r\n${http11}`;
+  return Object.freeze({
+    http11,
+    http10,
+    http11Bytes: encoder.encode(http11),
+    http10Bytes: encoder.encode(http10),
+  });
+}
 
 /**
  * The bytes that start a plain answer (200, one Content-Type, the date) up to its Content-Length value,
@@ -301,13 +342,17 @@ interface HandlerHead {
  *
  * @example
  * ```ts
- * import { ResponseWriter } from "./writer.ts";
+ * import { keepAliveLines, ResponseWriter } from "./writer.ts";
  * const sent: Uint8Array[] = [];
  * const writer = new ResponseWriter({
  *   writeAll: (b) => (sent.push(b.slice()), Promise.resolve()),
  *   wrote() {},
  *   streaming() {},
- * }, { dateLine: "date: Mon, 30 Nov 2026 00:00:00 GMT\r\n", log: console.error });
+ * }, {
+ *   dateLine: "date: Mon, 30 Nov 2026 00:00:00 GMT\r\n",
+ *   keepAlive: keepAliveLines(4),
+ *   log: console.error,
+ * });
  * writer.answer(new Response("hi"), { method: "GET", versionMinor: 1 }, false);
  * await writer.flush();
  * console.log(new TextDecoder().decode(sent[0]).split("\r\n")[0]); // "HTTP/1.1 200 OK"
@@ -426,7 +471,7 @@ export class ResponseWriter {
   queueEmpty(status: number, close: boolean): void {
     this.#appendHead(
       `${statusLine(status)}${status === 204 ? "" : "content-length: 0\r\n"}${
-        close ? "connection: close\r\n" : ""
+        close ? "connection: close\r\n" : this.#host.keepAlive.http11
       }${this.#host.dateLine}\r\n`,
     );
   }
@@ -537,7 +582,9 @@ export class ResponseWriter {
     if (length >= 0) s += `content-length: ${length}\r\n`;
     else if (framing === Framing.Chunked) s += "transfer-encoding: chunked\r\n";
     if (close || head.close || framing === Framing.Close) s += "connection: close\r\n";
-    else if (versionMinor === 0) s += "connection: keep-alive\r\n";
+    else if (status >= 200) {
+      s += versionMinor === 0 ? this.#host.keepAlive.http10 : this.#host.keepAlive.http11;
+    }
     return s + "\r\n";
   }
 
@@ -810,18 +857,22 @@ export class ResponseWriter {
   #queuePlain(contentType: string | null, body: string, versionMinor: 0 | 1, close: boolean): boolean {
     const prefix = plainHead(contentType, this.#host.dateLine);
     const n = body.length;
-    // The prefix, up to 16 digits and CRLF, a connection line, CRLF, the body.
-    const out = this.#reserve(prefix.length + 18 + CONNECTION_KEEP_ALIVE.length + 2 + n);
+    // The prefix, up to 16 digits and CRLF, the connection lines (made once per server), CRLF, the body.
+    const keepAlive = this.#host.keepAlive;
+    const connection = close
+      ? CONNECTION_CLOSE
+      : versionMinor === 0
+      ? keepAlive.http10Bytes
+      : keepAlive.http11Bytes;
+    const out = this.#reserve(prefix.length + 18 + connection.length + 2 + n);
     let at = this.#outLength;
     out.set(prefix, at);
     at = writeDecimal(out, at + prefix.length, n);
     out[at++] = CR;
     out[at++] = LF;
-    const connection = close ? CONNECTION_CLOSE : versionMinor === 0 ? CONNECTION_KEEP_ALIVE : null;
-    if (connection !== null) {
-      out.set(connection, at);
-      at += connection.length;
-    }
+    // A loop, as #appendBytes does for short copies: the lines are some 25 bytes.
+    for (let i = 0; i < connection.length; i++) out[at + i] = connection[i];
+    at += connection.length;
     out[at++] = CR;
     out[at++] = LF;
     if (n <= LOOP_BODY_CHARS) {

@@ -5,6 +5,7 @@ import {
   decideFraming,
   Framing,
   type FramingInput,
+  keepAliveLines,
   Outcome,
   ResponseWriter,
   type Sink,
@@ -54,7 +55,12 @@ function recordingSink(failAfter = Infinity) {
     wrote: () => void wrote++,
     streaming() {},
   };
-  const host: WriterHost = { dateLine: DATE, log: (message) => void logged.push(message) };
+  // No Keep-Alive hint here (its lines are tested in tests/engine/keep_alive_test.ts): heads as before.
+  const host: WriterHost = {
+    dateLine: DATE,
+    keepAlive: keepAliveLines(0),
+    log: (message) => void logged.push(message),
+  };
   return { sink, host, writes, logged, wrotes: () => wrote };
 }
 

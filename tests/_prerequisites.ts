@@ -18,11 +18,16 @@ export const PREREQUISITES: readonly Prerequisite[] = [
   { package: "openssl", program: "openssl", neededBy: "the HTTPS tests' certificates" },
   { package: "chromium", program: "/usr/bin/chromium", neededBy: "tests/site/site_browser_test.ts" },
   { package: "python3", program: "python3", neededBy: "the shared HTTP corpus runner" },
-  { package: "nodejs", program: "node", neededBy: "tests/engine/conformance_test.ts" },
+  { package: "nodejs", program: "node", neededBy: "tests/engine/conformance_test.ts, tests/engine/keep_alive_test.ts" },
   {
     package: "python3-websockets",
     program: "/usr/lib/python3/dist-packages/websockets/__init__.py",
     neededBy: "tests/engine/websocket_clients_test.ts (Debian's /usr/bin/python3 runs it)",
+  },
+  {
+    package: "curl",
+    program: "curl",
+    neededBy: "tests/engine/unix_socket_test.ts (a client over a Unix socket)",
   },
 ];
 
@@ -102,7 +107,7 @@ function installed(program: string): boolean {
  * @example
  * ```ts
  * import { missingPackages } from "./_prerequisites.ts";
- * console.log(missingPackages(() => false, () => true)); // ["nginx", "openssl", "chromium", "python3", "nodejs", "python3-websockets"]
+ * console.log(missingPackages(() => false, () => true)); // ["nginx", "openssl", "chromium", "python3", "nodejs", "python3-websockets", "curl"]
  * ```
  */
 export function missingPackages(

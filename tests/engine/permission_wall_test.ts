@@ -34,8 +34,15 @@ Deno.test("the start task scopes read/write: no -A, no bare --allow-read or --al
   assert.deepEqual(env.map((f) => f.split("=")[1]?.split(",").sort()), [["DATABASE_URL", "PGAPPNAME"]]);
   const read = flags.find((f) => f.startsWith("--allow-read="))!.split("=")[1].split(",");
   const write = flags.find((f) => f.startsWith("--allow-write="))!.split("=")[1].split(",");
-  assert.deepEqual(read.sort(), ["certs", "data", "static", "templates"]);
-  assert.deepEqual(write, ["data"]);
+  // Besides its folders: the one Unix socket --unix may use, the only path outside data/ it may write.
+  assert.deepEqual(read.sort(), [
+    "/run/pier/pier.sock",
+    "certs",
+    "data",
+    "static",
+    "templates",
+  ]);
+  assert.deepEqual(write, ["data", "/run/pier/pier.sock"]);
 });
 
 async function probe(dir: string, flags: string[]): Promise<Record<string, string>> {

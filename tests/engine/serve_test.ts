@@ -6,6 +6,7 @@ import { Connection, type ConnectionHost } from "../../server/conn.ts";
 import { fastPathFailure, fastPathsActive, setFastPaths } from "../../server/_fast.ts";
 import type { Handler } from "../../server/types.ts";
 import { concatBytes } from "../../server/_bytes.ts";
+import { keepAliveLines } from "../../server/writer.ts";
 import { captureErrors, logLines } from "../fixtures/console.ts";
 import { exchange, start, statuses } from "../fixtures/raw_http.ts";
 
@@ -61,6 +62,8 @@ Deno.test("a pipelined batch is answered with a single write", async () => {
     bodyTimeoutMs: 30000,
     writeTimeoutMs: 30000,
     maxDrainBytes: 262144,
+    maxRequestsPerConnection: Infinity,
+    keepAlive: keepAliveLines(4),
     methods: new Set(["GET"]),
     now: Date.now(),
     dateLine: "date: Tue, 24 Nov 2026 00:00:00 GMT\r\n",
@@ -543,7 +546,11 @@ Deno.test({
       ]);
       assert.deepEqual(statuses(r.text, [2]), [200, 200, 200]);
       assert.ok(r.text.includes("GET /p 1 ") && r.text.includes("POST /q 2 hi"));
-      assert.ok(r.text.endsWith("content-length: 13\r\n\r\n"), "HEAD gets the length GET's body would have");
+      assert.match(
+        r.text,
+        /content-length: 13\r\nkeep-alive: timeout=\d+\r\n\r\n$/,
+        "HEAD gets the length GET's body would have",
+      );
     } finally {
       setFastPaths(true);
       await s.shutdown();
@@ -819,7 +826,9 @@ Deno.test({
       headerTimeoutMs: 600,
       methods: ["GET"],
       onRefused: (r) =>
-        refusals.push(`${r.status} ${r.method ?? "-"} ${r.target ?? "-"} ${r.remoteAddr.hostname}`),
+        refusals.push(
+          `${r.status} ${r.method ?? "-"} ${r.target ?? "-"} ${(r.remoteAddr as Deno.NetAddr).hostname}`,
+        ),
     });
     try {
       await exchange(s.addr.port, ["GET / HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n"]);

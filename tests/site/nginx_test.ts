@@ -4,7 +4,8 @@
 // contact POST, uploads at and over the limit, the client address the app sees, forged X-Forwarded-For.
 // nginx is a CI dependency (.ci/run installs it): this test never skips.
 import assert from "node:assert/strict";
-import { makeFullSiteFixture, spawnSite } from "../fixtures/site_fixture.ts";
+import { MAIN, makeFullSiteFixture, spawnSite } from "../fixtures/site_fixture.ts";
+import { startProcess, startTaskFlags } from "../fixtures/static_fixture.ts";
 import { freePort, makeCert, rawFrom } from "../fixtures/prod_fixture.ts";
 import { NGINX_CONF, nginxConfFor, runNginx } from "../fixtures/nginx_fixture.ts";
 
@@ -185,6 +186,106 @@ Deno.test({
       client.close();
       await nginx.stop();
       await site.kill("SIGTERM");
+      await Deno.remove(ngDir, { recursive: true });
+      await Deno.remove(siteDir, { recursive: true });
+    }
+  },
+});
+
+/** The start task's flags with its one Unix socket (/run/pier/pier.sock) moved to `path`, as deploy.md says. */
+async function flagsForSocket(path: string): Promise<string[]> {
+  const flags = (await startTaskFlags()).map((f) => f.replace("/run/pier/pier.sock", path));
+  assert.ok(flags.filter((f) => f.includes(path)).length === 2, "read and write on the socket, nothing more");
+  return flags;
+}
+
+Deno.test({
+  name:
+    "nginx: the repository's nginx.conf over the site's Unix socket (--unix), which outlives a kill but not a stop",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const siteDir = await makeFullSiteFixture();
+    const ngDir = await Deno.makeTempDir({ prefix: "pier-nginx-" });
+    await Deno.chmod(siteDir, 0o755);
+    await Deno.chmod(ngDir, 0o755);
+    const cert = await makeCert(`${siteDir}/certs`);
+    const socket = `${siteDir}/pier.sock`;
+    const flags = await flagsForSocket(socket);
+    const args = ["--idle-timeout", "75s", "--unix", socket, "--max-connections", "500"];
+    // A killed site leaves its socket file behind; the next start removes it (nothing answers on it).
+    const killed = await startProcess(siteDir, flags, MAIN, args);
+    await killed.kill("SIGKILL");
+    assert.ok((await Deno.lstat(socket)).isSocket, "a SIGKILL leaves the file");
+    const site = await startProcess(siteDir, flags, MAIN, args);
+    assert.match(site.output(), /Removed the stale socket/);
+    assert.match(site.output(), /Listening on unix:/);
+    assert.match(site.output(), /Connections: at most 500 \(--max-connections\)/);
+    const httpsPort = freePort();
+    const conf = nginxConfFor(await Deno.readTextFile(NGINX_CONF), {
+      https: httpsPort,
+      http: freePort(),
+      app: { unix: socket },
+      certDir: `${siteDir}/certs`,
+      staticDir: `${siteDir}/static`,
+      prefix: ngDir,
+    });
+    assert.match(conf, new RegExp(`\\n {8}server unix:${socket};\\n`));
+    assert.doesNotMatch(conf, /server 127\.0\.0\.1:8000;/);
+    const nginx = await runNginx(ngDir, conf, httpsPort).catch(async (err) => {
+      await site.kill("SIGTERM");
+      await Deno.remove(ngDir, { recursive: true });
+      await Deno.remove(siteDir, { recursive: true });
+      throw err;
+    });
+    const client = Deno.createHttpClient({ caCerts: [cert.pem] });
+    const base = `https://localhost:${httpsPort}`;
+    let stopped = false;
+    try {
+      // A second instance on the same live socket refuses to start, and leaves the socket alone.
+      const second = await startProcess(siteDir, flags, MAIN, args).then(
+        (p) => p.kill("SIGTERM").then(() => "started"),
+        (err: Error) => err.message,
+      );
+      assert.match(second, /cannot listen on .*pier\.sock: a server answers on/);
+      // Pages through nginx, over kept-alive upstream connections on the socket.
+      for (let i = 0; i < 3; i++) {
+        const home = await fetch(`${base}/`, { client });
+        assert.equal(home.status, 200);
+        assert.match(await home.text(), /<html/i);
+        assert.match(
+          home.headers.get("strict-transport-security") ?? "",
+          /max-age=\d+/,
+          "X-Forwarded-Proto believed",
+        );
+      }
+      // The client address: a visitor at 127.0.0.2 with a forged header is seen as 127.0.0.2; the app's peer is
+      // the Unix socket, which the trusted-proxy rule treats as the proxy.
+      const viaNginx = await rawFrom(
+        "127.0.0.2",
+        httpsPort,
+        `GET /profile/via-unix HTTP/1.1\r\nHost: localhost:${httpsPort}\r\nX-Forwarded-For: 203.0.113.8\r\n` +
+          "Connection: close\r\n\r\n",
+        cert.certPath,
+      );
+      assert.match(viaNginx, /^HTTP\/1\.1 200/);
+      // The access log is written every quarter second.
+      const logged = () => site.output().split("\n").find((l) => l.includes("GET /profile/via-unix"));
+      for (let i = 0; i < 40 && logged() === undefined; i++) await new Promise((r) => setTimeout(r, 50));
+      const line = logged();
+      assert.match(line ?? "", / 127\.0\.0\.2 GET/, site.output());
+      // A graceful stop removes the socket: nginx then fails fast (no stale file to connect to).
+      await site.kill("SIGTERM");
+      stopped = true;
+      await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound);
+      const down = await fetch(`${base}/`, { client });
+      await down.body?.cancel();
+      assert.equal(down.status, 502);
+      assert.match(await nginx.errorLog(), /No such file or directory/);
+    } finally {
+      client.close();
+      await nginx.stop();
+      if (!stopped) await site.kill("SIGTERM");
       await Deno.remove(ngDir, { recursive: true });
       await Deno.remove(siteDir, { recursive: true });
     }

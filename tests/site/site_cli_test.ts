@@ -44,6 +44,8 @@ Deno.test("parseSize() refuses what is not a positive size", () => {
 Deno.test("parseSiteArgs() fills the defaults: 127.0.0.1:8000, 25 MB uploads, data/, plain HTTP", () => {
   assert.deepEqual(parseSiteArgs([]), {
     host: "127.0.0.1",
+    unix: null,
+    maxConnections: null,
     port: 8000,
     cert: null,
     key: null,
@@ -63,6 +65,14 @@ Deno.test("parseSiteArgs() fills the defaults: 127.0.0.1:8000, 25 MB uploads, da
   assert.equal(parseSiteArgs(["--rate-limit", "off"]).rateLimit, null);
   assert.deepEqual(parseSiteArgs(["--rate-limit=5/30s"]).rateLimit, { limit: 5, windowMs: 30_000 });
   assert.throws(() => parseSiteArgs(["--rate-limit", "lots"]), /--rate-limit "lots"/);
+});
+
+Deno.test("parseSiteArgs() reads --unix and --max-connections, and refuses --unix with TLS or --workers", () => {
+  assert.equal(parseSiteArgs(["--unix", "/run/pier/pier.sock"]).unix, "/run/pier/pier.sock");
+  assert.equal(parseSiteArgs(["--max-connections=500"]).maxConnections, 500);
+  assert.throws(() => parseSiteArgs(["--max-connections", "0"]), /Bad --max-connections: "0"/);
+  assert.throws(() => parseSiteArgs(["--unix", "s.sock", "--cert", "c", "--key", "k"]), /no --cert/);
+  assert.throws(() => parseSiteArgs(["--unix", "s.sock", "--workers", "2"]), /--workers/);
 });
 
 Deno.test("parseSiteArgs() reads the production flags: --idle-timeout, --http-redirect-port, --trusted-proxy", () => {
@@ -196,6 +206,8 @@ const SITE_SAMPLES: Record<string, string> = {
   "--trusted-proxy": "10.0.0.5",
   "--rate-limit": "5/1m",
   "--workers": "2",
+  "--unix": "/run/pier/pier.sock",
+  "--max-connections": "1000",
   "--quiet": "",
   "--dev": "",
 };
@@ -214,6 +226,8 @@ const DESCRIBED_DEFAULTS = new Set([
   "--uploads",
   "--database",
   "--trusted-proxy",
+  "--unix",
+  "--max-connections",
 ]);
 
 /** Run a task as a person does, from the repository. */
