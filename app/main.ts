@@ -177,7 +177,7 @@ if (server === null) {
         ? " (--max-connections)"
         : limit !== null
         ? ` (90 % of the file limit, ${limit})`
-        : " (90 % of 1024: the file limit cannot be read with scoped permissions; see --max-connections)"),
+        : " (90 % of 65536, assumed: the file limit cannot be read with scoped permissions; see --max-connections)"),
   );
 }
 const running = server;

@@ -144,10 +144,13 @@ export const KEEP_ALIVE_MARGIN_MS: number = TICK_MS + 1_000;
 /** The share of the file limit the connection cap takes: the rest is for files, the database, the log. */
 const CONNECTIONS_SHARE_OF_FILE_LIMIT = 0.9;
 /**
- * The file limit assumed when it cannot be read: 1024, Linux's usual soft limit. Deno raises its soft
- * limit to the hard one at start, so the real one is often far higher: give `maxConnections` to use it.
+ * The file limit assumed when it cannot be read (Deno 2.9 reads `/proc/self/limits` only with all
+ * permissions): 65,536. Deno raises its soft limit to the hard one at start, and the usual hard limits are
+ * far above 1024, the soft limit a shell shows (systemd's 524,288, Docker's 1,048,576), so 1024 would cap
+ * a server at 921 connections it could hold. Where the hard limit is lower than this, accept's EMFILE is
+ * survived as before; `maxConnections` sets the cap from the real limit.
  */
-const ASSUMED_FILE_LIMIT = 1024;
+const ASSUMED_FILE_LIMIT = 65_536;
 /** The cap is said in the log at most this often while it holds connections back. */
 const CAP_LOG_INTERVAL_MS = 60_000;
 /**
@@ -189,7 +192,7 @@ export function fileLimit(): number | null {
 
 /**
  * The default connection cap: 90 % of {@link fileLimit} (the rest is for the files, the database and the
- * log a server opens while serving), or of 1024 when the limit cannot be read.
+ * log a server opens while serving), or of 65,536 when the limit cannot be read.
  *
  * @returns The number of connections.
  *

@@ -18,7 +18,11 @@ export const PREREQUISITES: readonly Prerequisite[] = [
   { package: "openssl", program: "openssl", neededBy: "the HTTPS tests' certificates" },
   { package: "chromium", program: "/usr/bin/chromium", neededBy: "tests/site/site_browser_test.ts" },
   { package: "python3", program: "python3", neededBy: "the shared HTTP corpus runner" },
-  { package: "nodejs", program: "node", neededBy: "tests/engine/conformance_test.ts, tests/engine/keep_alive_test.ts" },
+  {
+    package: "nodejs",
+    program: "node",
+    neededBy: "tests/engine/conformance_test.ts, tests/engine/keep_alive_test.ts",
+  },
   {
     package: "python3-websockets",
     program: "/usr/lib/python3/dist-packages/websockets/__init__.py",
