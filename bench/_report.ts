@@ -176,6 +176,11 @@ ${[...report.header, "", ...report.table].join("\n")}
   three when this row was added); over 50 kept-alive connections the handshakes are a handful, so the figure
   is the HTTP work plus encrypting and decrypting each request and answer. node:http on Deno and the floor do
   not serve this row.
+- **Deno.listen floor**: not a server. It answers each request with canned bytes on \`Deno.listen\`,
+  parsing nothing (for the static rows it reads the request line's target and sends that file's head and
+  bytes, joined once at start, in one write): what any HTTP/1.1 engine written on \`Deno.Conn\` pays before
+  it does any work of its own. nginx sends a file with \`sendfile\`, which Deno does not offer, so on the
+  1 MiB rows the floor is the ceiling for Pier, not nginx.
 - Node.js runs only the plaintext answers (\`bench/servers/node_hello.mjs\`): the router and \`serveStatic\`
   are TypeScript for Deno.
 

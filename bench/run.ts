@@ -218,11 +218,14 @@ const CONTENDERS: Contender[] = [
   // The engine with server/_fast.ts off: what the Deno fast paths are worth.
   pierPublic,
   denoServer("deno", "Deno.serve"),
-  // Canned bytes on Deno.listen, parsing nothing: the ceiling of any engine on Deno.Conn (plaintext only).
+  // Canned bytes on Deno.listen, parsing nothing: the ceiling of any engine on Deno.Conn (plaintext, and the
+  // static files by serveStatic alone, each file's head and bytes joined once and sent in one write).
   {
     name: "Deno.listen floor",
     start: (app, root, tls) =>
-      app === "hello" && !tls ? denoServer("floor", "Deno.listen floor").start(app, root, null) : null,
+      (app === "hello" || app === "static") && !tls
+        ? denoServer("floor", "Deno.listen floor").start(app, root, null)
+        : null,
   },
   denoServer("node", "node:http (Deno)"),
   {

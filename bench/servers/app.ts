@@ -1,7 +1,7 @@
 // The servers of `deno task bench`, one app per process: `hello` (a fixed plaintext answer), `routed` (the
 // Router page of routed.ts) or `static <root>` (serveStatic on a folder), on `pier`, `deno` (Deno.serve)
 // or `node` (node:http, Deno's Node compatibility layer), or `pier-public` (Pier without its fast paths), or
-// `floor` (hello only: canned bytes on Deno.listen, the platform's floor). The app code is the same on every server.
+// `floor` (hello and static: canned bytes on Deno.listen, the platform's floor). The app code is the same on every server.
 // `--cert FILE --key FILE` (PEM) serve HTTPS instead, on `pier` and `deno`. Prints "ready <port>" once
 // listening on 127.0.0.1.
 import { createServer } from "node:http";
@@ -69,7 +69,48 @@ else {
   Deno.exit(2);
 }
 
-if (kind === "floor" && app === "hello") {
+if (kind === "floor" && app === "static" && root) {
+  // The floor for a file: Deno.listen answering each request with the named file's bytes, its head and body
+  // joined once at start into one buffer and sent in one write, reading no file and parsing only the target
+  // of the request line. What any engine on Deno.Conn pays to send that many bytes, before HTTP work.
+  const date = new Date().toUTCString();
+  const canned = new Map<string, Uint8Array>();
+  for (const entry of Deno.readDirSync(root)) {
+    if (!entry.isFile) continue;
+    const body = Deno.readFileSync(`${root}/${entry.name}`);
+    const head = new TextEncoder().encode(
+      `HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ndate: ${date}\r\ncontent-length: ${body.length}\r\n\r\n`,
+    );
+    const joined = new Uint8Array(head.length + body.length);
+    joined.set(head);
+    joined.set(body, head.length);
+    canned.set(`/${entry.name}`, joined);
+  }
+  const notFound = new TextEncoder().encode("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  ready((listener.addr as Deno.NetAddr).port);
+  const decoder = new TextDecoder();
+  const answer = async (conn: Deno.Conn) => {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        // One head per read (wrk without pipelining): its target is the request line's second word.
+        const line = decoder.decode(buf.subarray(0, Math.min(n, 256)));
+        const target = line.slice(line.indexOf(" ") + 1, line.indexOf(" ", line.indexOf(" ") + 1));
+        const out = canned.get(target) ?? notFound;
+        for (let off = 0; off < out.length;) off += await conn.write(out.subarray(off));
+      }
+    } catch { /* the client left */ }
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  };
+  (async () => {
+    for await (const conn of listener) answer(conn);
+  })();
+} else if (kind === "floor" && app === "hello") {
   // The floor of the platform, not a server: Deno.listen answering every request head it sees (counted by
   // its blank line, so pipelining works) with the same canned bytes, parsing nothing. What any HTTP/1.1
   // engine written on Deno.Conn pays before it does any work of its own.
