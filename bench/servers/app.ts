@@ -56,6 +56,40 @@ async function siteOver(root: string, data: string): Promise<Handler> {
   return site.fetch;
 }
 const ready = (p: number) => console.log(`ready ${p}`);
+
+/**
+ * The floor's accept and read loop: Deno.listen on 127.0.0.1, each connection's reads (the buffer and the
+ * count read into it) handed to the reader `onConnection` makes for it (so it may keep state across reads), the connection closed when its client
+ * leaves.
+ */
+function floorListen(
+  onConnection: () => (conn: Deno.Conn, buf: Uint8Array, n: number) => Promise<void>,
+): void {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  ready((listener.addr as Deno.NetAddr).port);
+  const answer = async (conn: Deno.Conn) => {
+    const onRead = onConnection();
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        await onRead(conn, buf, n); // no subarray: the floor allocates nothing per read
+      }
+    } catch { /* the client left */ }
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  };
+  (async () => {
+    for await (const conn of listener) answer(conn);
+  })();
+}
+
+/** Write all of `bytes`, however many writes it takes. */
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+}
 // Connections are held open as long as clients want: the memory benchmark holds 10,000 of them.
 const IDLE_MS = 10 * 60 * 1000;
 
@@ -87,29 +121,13 @@ if (kind === "floor" && app === "static" && root) {
     canned.set(`/${entry.name}`, joined);
   }
   const notFound = new TextEncoder().encode("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  ready((listener.addr as Deno.NetAddr).port);
   const decoder = new TextDecoder();
-  const answer = async (conn: Deno.Conn) => {
-    const buf = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        // One head per read (wrk without pipelining): its target is the request line's second word.
-        const line = decoder.decode(buf.subarray(0, Math.min(n, 256)));
-        const target = line.slice(line.indexOf(" ") + 1, line.indexOf(" ", line.indexOf(" ") + 1));
-        const out = canned.get(target) ?? notFound;
-        for (let off = 0; off < out.length;) off += await conn.write(out.subarray(off));
-      }
-    } catch { /* the client left */ }
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  };
-  (async () => {
-    for await (const conn of listener) answer(conn);
-  })();
+  floorListen(() => async (conn, buf, n) => {
+    // One head per read (wrk without pipelining): its target is the request line's second word.
+    const line = decoder.decode(buf.subarray(0, Math.min(n, 256)));
+    const target = line.slice(line.indexOf(" ") + 1, line.indexOf(" ", line.indexOf(" ") + 1));
+    await writeAll(conn, canned.get(target) ?? notFound);
+  });
 } else if (kind === "floor" && app === "hello") {
   // The floor of the platform, not a server: Deno.listen answering every request head it sees (counted by
   // its blank line, so pipelining works) with the same canned bytes, parsing nothing. What any HTTP/1.1
@@ -118,39 +136,26 @@ if (kind === "floor" && app === "static" && root) {
   const canned = new TextEncoder().encode(
     `HTTP/1.1 200 OK\r\ncontent-type: text/plain;charset=UTF-8\r\ndate: ${date}\r\ncontent-length: ${BODY.length}\r\n\r\n${BODY}`,
   );
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  ready((listener.addr as Deno.NetAddr).port);
-  const answer = async (conn: Deno.Conn) => {
-    const buf = new Uint8Array(64 * 1024);
+  floorListen(() => {
     let tail = 0; // bytes of "\r\n\r\n" matched at the end of the previous read
-    try {
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        let heads = 0;
-        for (let i = 0; i < n; i++) {
-          const b = buf[i];
-          tail = b === (tail % 2 === 0 ? 13 : 10) ? tail + 1 : b === 13 ? 1 : 0;
-          if (tail === 4) {
-            heads++;
-            tail = 0;
-          }
-        }
-        if (heads === 1) await conn.write(canned);
-        else if (heads > 1) {
-          const out = new Uint8Array(canned.length * heads);
-          for (let h = 0; h < heads; h++) out.set(canned, h * canned.length);
-          for (let off = 0; off < out.length;) off += await conn.write(out.subarray(off));
+    return async (conn, buf, n) => {
+      let heads = 0;
+      for (let i = 0; i < n; i++) {
+        const b = buf[i];
+        tail = b === (tail % 2 === 0 ? 13 : 10) ? tail + 1 : b === 13 ? 1 : 0;
+        if (tail === 4) {
+          heads++;
+          tail = 0;
         }
       }
-    } catch { /* the client left */ }
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  };
-  (async () => {
-    for await (const conn of listener) answer(conn);
-  })();
+      if (heads === 1) await conn.write(canned);
+      else if (heads > 1) {
+        const out = new Uint8Array(canned.length * heads);
+        for (let h = 0; h < heads; h++) out.set(canned, h * canned.length);
+        await writeAll(conn, out);
+      }
+    };
+  });
 } else if (kind === "pier" || kind === "pier-public") {
   // pier-public: the engine with its Deno fast paths (server/_fast.ts) off, public Request/Response only.
   if (kind === "pier-public") setFastPaths(false);
