@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { PostgresStore } from "../../app/postgres_store.ts";
 import { postgresBus, ReaderCount, type ReaderCountOptions } from "../../app/readers.ts";
-import { freshDatabase, postgresAdminUrl } from "../fixtures/postgres.ts";
+import { freshDatabase, postgresAdminUrl, switchableProxy } from "../fixtures/postgres.ts";
 
 const ignore = postgresAdminUrl() === null;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -85,46 +85,6 @@ Deno.test({
     }
   },
 });
-
-/** A TCP relay to the test server that can be switched off and on: the database "going down". */
-function switchableProxy(target: URL) {
-  let listener: Deno.Listener | null = null;
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  const links = new Set<Deno.Conn>();
-  return {
-    port,
-    up() {
-      listener = Deno.listen({ hostname: "127.0.0.1", port });
-      (async () => {
-        for await (const client of listener!) {
-          const server = await Deno.connect({ hostname: target.hostname, port: Number(target.port) || 5432 });
-          links.add(client).add(server);
-          const pipe = (from: Deno.Conn, to: Deno.Conn) =>
-            from.readable.pipeTo(to.writable).catch(() => {}).finally(() => {
-              links.delete(from);
-              try {
-                to.close();
-              } catch { /* already closed */ }
-            });
-          pipe(client, server);
-          pipe(server, client);
-        }
-      })().catch(() => {});
-    },
-    down() {
-      listener?.close();
-      listener = null;
-      for (const conn of links) {
-        try {
-          conn.close();
-        } catch { /* already closed */ }
-      }
-      links.clear();
-    },
-  };
-}
 
 Deno.test({
   name:

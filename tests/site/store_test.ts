@@ -9,7 +9,7 @@ import { MIGRATIONS } from "../../app/migrations.ts";
 import { driverOptions, PostgresStore, STATEMENT_TIMEOUT_MARGIN_MS } from "../../app/postgres_store.ts";
 import { type NewMessage, type NewUpload, Store, type StoreBackend, StoreError } from "../../app/store.ts";
 import { storeWorkerSource } from "../../app/store_worker.ts";
-import { freshDatabase, postgresAdminUrl } from "../fixtures/postgres.ts";
+import { freshDatabase, postgresAdminUrl, switchableProxy } from "../fixtures/postgres.ts";
 
 type Row = Record<string, unknown>;
 
@@ -421,47 +421,6 @@ bothStores(
 // --- PostgreSQL only: a database that is down, a statement that hangs ------------------------------------
 
 const pgIgnore = postgresAdminUrl() === null;
-
-/** A TCP relay to the test server that can be switched off and on: the database "going down". */
-function switchableProxy(target: URL) {
-  let listener: Deno.Listener | null = null;
-  // A free port, closed again: nothing listens on it until up().
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  const links = new Set<Deno.Conn>();
-  return {
-    port,
-    up() {
-      listener = Deno.listen({ hostname: "127.0.0.1", port });
-      (async () => {
-        for await (const client of listener!) {
-          const server = await Deno.connect({ hostname: target.hostname, port: Number(target.port) || 5432 });
-          links.add(client).add(server);
-          const pipe = (from: Deno.Conn, to: Deno.Conn) =>
-            from.readable.pipeTo(to.writable).catch(() => {}).finally(() => {
-              links.delete(from);
-              try {
-                to.close();
-              } catch { /* already closed */ }
-            });
-          pipe(client, server);
-          pipe(server, client);
-        }
-      })().catch(() => {});
-    },
-    down() {
-      listener?.close();
-      listener = null;
-      for (const conn of links) {
-        try {
-          conn.close();
-        } catch { /* already closed */ }
-      }
-      links.clear();
-    },
-  };
-}
 
 Deno.test({
   name:
