@@ -6,22 +6,13 @@
 // keeps an idle stream past proxy_read_timeout, and a client that stops reading is dropped by the app's write
 // timeout. CI installs chromium and nginx: this test never skips.
 import assert from "node:assert/strict";
-import "../fixtures/playwright_guard.ts"; // must come before playwright-core: see the file
-import { type Browser, chromium, type Page } from "playwright-core";
+import { launchChromium } from "../fixtures/chromium.ts"; // playwright-core behind its guard
+import type { Browser, Page } from "playwright-core";
 import { serve } from "../../server/serve.ts";
 import { sse } from "../../server/sse.ts";
 import { freePort, makeCert } from "../fixtures/prod_fixture.ts";
 import { NGINX_CONF, nginxConfFor, runNginx } from "../fixtures/nginx_fixture.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const LAUNCH_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 /** Every wait in the browser gives up after this long, so a broken stream fails the test instead of hanging it. */
 const STEP_TIMEOUT_MS = 15_000;
 /** The handler's pause between events: an event held back by a buffer would arrive after the next is sent. */
@@ -204,10 +195,6 @@ async function pacedCase(browser: Browser, base: string, seen: Seen, label: stri
   await context.close();
 }
 
-async function launch(): Promise<Browser> {
-  return await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 30_000 });
-}
-
 Deno.test({
   name: "sse in Chromium: EventSource reads Pier's events as sent, and reconnects with Last-Event-ID",
   // playwright-core keeps its pipe and child-process handles in Node's machinery (see site_browser_test.ts).
@@ -218,7 +205,7 @@ Deno.test({
     const server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, eventsApp(seen));
     let browser: Browser | null = null;
     try {
-      browser = await launch();
+      browser = await launchChromium();
       await pacedCase(browser, `http://127.0.0.1:${server.addr.port}`, seen, "direct");
     } finally {
       await browser?.close();
@@ -266,7 +253,7 @@ Deno.test({
     try {
       nginx = await runNginx(`${dir}/nginx`, conf, httpsPort);
       const base = `https://localhost:${httpsPort}`;
-      browser = await launch();
+      browser = await launchChromium();
       await pacedCase(browser, base, seen, "through nginx");
 
       // The heartbeat: a stream idle for more than twice nginx's read timeout stays the one connection with

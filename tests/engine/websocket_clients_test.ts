@@ -6,22 +6,13 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 // ws ships no types: the part of its API used here is typed below.
 import WsClient from "ws";
-import "../fixtures/playwright_guard.ts"; // must come before playwright-core: see the file
-import { type Browser, chromium } from "playwright-core";
+import { launchChromium } from "../fixtures/chromium.ts"; // playwright-core behind its guard
+import type { Browser } from "playwright-core";
 import { makeCert } from "../fixtures/prod_fixture.ts";
 import { type EchoServerProcess, startEchoServer } from "../fixtures/websocket_server_process.ts";
 
 /** Debian's python3, which has python3-websockets (a python3 earlier on PATH may not). */
 const PYTHON = "/usr/bin/python3";
-const CHROMIUM = "/usr/bin/chromium";
-const LAUNCH_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 /** The greeting /greet sends first: 102,400 bytes that compress to under 1 KB. */
 const GREETING = "welcome ".repeat(12_800);
 
@@ -253,7 +244,7 @@ Deno.test({
     await withServer(async (server) => {
       let browser: Browser | null = null;
       try {
-        browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 30_000 });
+        browser = await launchChromium();
         const page = await browser.newPage();
         page.setDefaultTimeout(15_000);
         // A page of the server's own origin opens a socket to it.

@@ -5,8 +5,8 @@
 // logs an error (a CSP refusal of the script or the socket would be one). CI installs chromium, nginx and
 // PostgreSQL: this test never skips there.
 import assert from "node:assert/strict";
-import "../fixtures/playwright_guard.ts"; // must come before playwright-core: see the file
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { launchChromium } from "../fixtures/chromium.ts"; // playwright-core behind its guard
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { makeFullSiteFixture, spawnSite } from "../fixtures/site_fixture.ts";
 import { freshDatabase } from "../fixtures/postgres.ts";
 import { NGINX_CONF, nginxConfFor, runNginx } from "../fixtures/nginx_fixture.ts";
@@ -14,15 +14,6 @@ import { freePort, makeCert } from "../fixtures/prod_fixture.ts";
 import { startInstances, stopInstance } from "../fixtures/cluster_fixture.ts";
 import type { SiteProcess } from "../fixtures/static_fixture.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const LAUNCH_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 /** Every wait in the browser gives up after this long, so a broken page fails the test instead of hanging it. */
 const STEP_TIMEOUT_MS = 15_000;
 /** The issue's promise: a reader arriving or leaving shows on the other pages within this. */
@@ -144,10 +135,6 @@ async function threeThenTwo(
   }
 }
 
-async function launch(): Promise<Browser> {
-  return await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 30_000 });
-}
-
 Deno.test({
   name: "live readers in Chromium, one instance: three pages show 3; close one, the others show 2",
   // playwright-core keeps its pipe and child-process handles in Node's machinery (see site_browser_test.ts).
@@ -158,7 +145,7 @@ Deno.test({
     const site = await spawnSite(dir, ["--quiet"]);
     let browser: Browser | null = null;
     try {
-      browser = await launch();
+      browser = await launchChromium();
       await threeThenTwo(browser, `http://127.0.0.1:${site.port}`, "one instance");
     } finally {
       await browser?.close();
@@ -213,7 +200,7 @@ Deno.test({
         prefix: ngDir,
       });
       nginx = await runNginx(ngDir, conf, httpsPort);
-      browser = await launch();
+      browser = await launchChromium();
 
       // nginx spreads the sockets round-robin; the third page is reopened until the open pages' sockets are
       // on both instances, so the count must cross PostgreSQL. The access logs say where each socket went

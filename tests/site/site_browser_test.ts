@@ -4,20 +4,11 @@
 // through the forms and found in the database. CI installs chromium, so this test never skips.
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import "../fixtures/playwright_guard.ts"; // must come before playwright-core: see the file
-import { type Browser, chromium, type Page } from "playwright-core";
+import { launchChromium } from "../fixtures/chromium.ts"; // playwright-core behind its guard
+import type { Browser, Page } from "playwright-core";
 import { Store } from "../../app/store.ts";
 import { makeFullSiteFixture, spawnSite } from "../fixtures/site_fixture.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const LAUNCH_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 /** Every wait in the browser gives up after this long, so a broken page fails the test instead of hanging it. */
 const STEP_TIMEOUT_MS = 15_000;
 /** WCAG 2.2 AA for normal text. */
@@ -157,11 +148,6 @@ async function checkHome(page: Page, base: string, label: string): Promise<void>
   }
 }
 
-async function launch(): Promise<Browser> {
-  // Playwright gives every launch a new, empty profile directory and removes it on close.
-  return await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 30_000 });
-}
-
 Deno.test({
   name:
     "browser: the site on desktop and a 390 px phone, the contact form and an upload land in the database",
@@ -175,7 +161,7 @@ Deno.test({
     const base = `http://127.0.0.1:${site.port}`;
     let browser: Browser | null = null;
     try {
-      browser = await launch();
+      browser = await launchChromium();
 
       // Desktop: the page, keyboard focus, the visit count, both forms.
       const desktop = await browser.newContext({ viewport: { width: 1280, height: 800 } });
