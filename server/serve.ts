@@ -69,8 +69,8 @@ export interface ServeOptions extends Partial<ParserLimits> {
   /**
    * Connections held at most. At the cap a new connection closes the one idle the longest (between
    * requests, or accepted and silent); when none is idle it is closed at once, unanswered: connections
-   * serving a request are never closed for room. Default {@link defaultMaxConnections}: 90 % of the
-   * process's file limit, when it can be read.
+   * serving a request, and WebSockets (which count), are never closed for room. Default
+   * {@link defaultMaxConnections}: 90 % of the process's file limit, when it can be read.
    */
   maxConnections?: number;
   /**
@@ -359,7 +359,6 @@ class Server implements ConnectionHost, PierServer<Deno.NetAddr | Deno.UnixAddr>
   #refed = true;
 
   constructor(options: ServeOptions | ServeUnixOptions, handler: Handler) {
-    this.handler = handler;
     const limits: Partial<ParserLimits> = {};
     for (const k of Object.keys(DEFAULT_PARSER_LIMITS) as (keyof ParserLimits)[]) {
       if (options[k] !== undefined) limits[k] = options[k];
@@ -479,13 +478,15 @@ class Server implements ConnectionHost, PierServer<Deno.NetAddr | Deno.UnixAddr>
    * for all, so the smallest deadlines are the longest idle (to a tick; ties in the order of acceptance).
    */
   #roomFor(): boolean {
-    if (this.#conns.size < this.maxConnections) return true;
+    // A connection taken over after a 101 (a WebSocket) holds its socket too: it counts, and is never
+    // closed for room.
+    if (this.#conns.size + this.#tunnels.size < this.maxConnections) return true;
     const idle: Connection[] = [];
     for (const c of this.#conns) if (c.state === ConnState.Idle) idle.push(c);
     if (this.now - this.#capLoggedAt >= CAP_LOG_INTERVAL_MS) {
       this.#capLoggedAt = this.now;
       this.log(
-        `${this.#conns.size} connections, the cap (maxConnections): ` +
+        `${this.#conns.size + this.#tunnels.size} connections, the cap (maxConnections): ` +
           (idle.length === 0 ? "none idle, turning new ones away" : "closing the longest idle for new ones"),
       );
     }
@@ -493,7 +494,7 @@ class Server implements ConnectionHost, PierServer<Deno.NetAddr | Deno.UnixAddr>
     idle.sort((a, b) => a.deadline - b.deadline); // stable: among equals, the first accepted first
     const batch = Math.max(1, Math.floor(this.maxConnections * CAP_EVICTION_SHARE));
     for (let i = 0; i < batch && i < idle.length; i++) idle[i].close(); // each releases itself at once
-    return this.#conns.size < this.maxConnections;
+    return this.#conns.size + this.#tunnels.size < this.maxConnections;
   }
 
   onHandlerError(error: unknown, request: Request): Response | Promise<Response> {

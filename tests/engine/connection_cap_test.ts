@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { answers, RawConnection, start } from "../fixtures/raw_http.ts";
 import { captureErrors, logLines } from "../fixtures/console.ts";
+import { upgradeWebSocket } from "../../server/websocket.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const GET = (path: string) => `GET ${path} HTTP/1.1\r\nHost: t\r\n\r\n`;
@@ -188,5 +189,57 @@ Deno.test({
     }
     await sleep(100);
     assert.ok(openFiles() <= before + 1, `no descriptor left behind: ${before} before, ${openFiles()} after`);
+  },
+});
+
+Deno.test({
+  name: "WebSockets count toward the cap and are never closed for room",
+  ...opts,
+  async fn() {
+    const s = start((req) => {
+      if (req.headers.get("upgrade") !== "websocket") return new Response("ok");
+      const { socket, response } = upgradeWebSocket(req);
+      socket.onmessage = (e) => socket.send(e.data);
+      return response;
+    }, { maxConnections: 2 });
+    const sockets: WebSocket[] = [];
+    const conns: RawConnection[] = [];
+    try {
+      await captureErrors(async () => {
+        for (let i = 0; i < 2; i++) {
+          const ws = new WebSocket(`ws://127.0.0.1:${s.addr.port}/`);
+          sockets.push(ws);
+          await new Promise((resolve, reject) => {
+            ws.onopen = resolve;
+            ws.onerror = reject;
+          });
+        }
+        // Two WebSockets hold the two places: a new connection is turned away, unanswered.
+        const late = await RawConnection.open(s.addr.port);
+        conns.push(late);
+        await late.send(GET("/")).catch(() => {});
+        assert.ok(await closedByServer(late), "turned away at the cap");
+        assert.equal(late.text, "", "unanswered");
+        // Both WebSockets are still open and answer.
+        for (const ws of sockets) {
+          assert.equal(ws.readyState, WebSocket.OPEN);
+          const echoed = new Promise((resolve) => ws.onmessage = (e) => resolve(e.data));
+          ws.send("still here");
+          assert.equal(await echoed, "still here");
+        }
+        // One WebSocket closes: its place is free again.
+        const closed = new Promise((resolve) => sockets[0].onclose = resolve);
+        sockets[0].close(1000);
+        await closed;
+        await sleep(100);
+        const next = await RawConnection.open(s.addr.port);
+        conns.push(next);
+        await ask(next);
+      });
+    } finally {
+      for (const ws of sockets) if (ws.readyState !== WebSocket.CLOSED) ws.close();
+      await Promise.all(conns.map((c) => c.close()));
+      await s.shutdown();
+    }
   },
 });
