@@ -200,17 +200,7 @@ ${[...report.header, "", ...report.table].join("\n")}
 \`\`\`text
 ${report.rounds.join("\n")}
 \`\`\`
-${
-    report.errorNotes.length
-      ? `
-Rounds with errors, as wrk reported them (a socket timeout is a request unanswered within wrk's 2 s):
-
-\`\`\`text
-${report.errorNotes.join("\n")}
-\`\`\`
-`
-      : ""
-  }${
+${errorNotesMarkdown(report.errorNotes, " (a socket timeout is a request unanswered within wrk's 2 s)")}${
     report.memory
       ? `
 ## Memory per held connection
@@ -240,6 +230,28 @@ export const CLUSTER_END = "<!-- end of cluster section -->";
 /** The site section's markers (bench/site.ts), kept the same way. */
 export const SITE_BEGIN = "<!-- site section: written by bench/run.ts --only site, kept by other runs -->";
 export const SITE_END = "<!-- end of site section -->";
+
+/**
+ * The note under a section's per-round figures listing the rounds in which wrk reported errors, or "" when
+ * there were none. `detail` goes after "as wrk reported them", before the colon.
+ *
+ * @example
+ * ```ts
+ * import { errorNotesMarkdown } from "./_report.ts";
+ * console.log(errorNotesMarkdown([]) === ""); // true
+ * ```
+ */
+export function errorNotesMarkdown(notes: readonly string[], detail = ""): string {
+  if (notes.length === 0) return "";
+  return `
+Rounds with errors, as wrk reported them${detail}:
+
+\`\`\`text
+${notes.join("\n")}
+\`\`\`
+`;
+}
+
 /** The WebSocket section's markers (bench/websocket.ts), kept the same way. */
 export const WEBSOCKET_BEGIN =
   "<!-- websocket section: written by bench/run.ts --only ws-64,ws-64k,ws-64k-deflate, kept by other runs -->";

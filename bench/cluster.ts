@@ -10,7 +10,7 @@ import { makeCert } from "../tests/fixtures/prod_fixture.ts";
 import type { SiteProcess } from "../tests/fixtures/static_fixture.ts";
 import { cpuMs, freePort, median } from "./_harness.ts";
 import { machineInfo } from "./_machine.ts";
-import { CLUSTER_BEGIN, CLUSTER_END } from "./_report.ts";
+import { CLUSTER_BEGIN, CLUSTER_END, errorNotesMarkdown } from "./_report.ts";
 
 /** The variables naming a PostgreSQL role with CREATEDB, in the order they are read. */
 export const CLUSTER_DB_VARS = ["PIER_BENCH_POSTGRES_URL", "PIER_TEST_POSTGRES_URL"] as const;
@@ -435,17 +435,7 @@ ${
     ).join("\n")
   }
 \`\`\`
-${
-    report.errorNotes.length
-      ? `
-Rounds with errors, as wrk reported them:
-
-\`\`\`text
-${report.errorNotes.join("\n")}
-\`\`\`
-`
-      : ""
-  }
+${errorNotesMarkdown(report.errorNotes)}
 ${CLUSTER_END}
 `;
 }

@@ -5,7 +5,7 @@ import { startTaskFlags } from "../tests/fixtures/static_fixture.ts";
 import { withUploadScope } from "../tests/fixtures/cluster_fixture.ts";
 import { freePort, median, pinningNote, rssKiB, type ServerProc, startServer, wrk } from "./_harness.ts";
 import { machineInfo, machineLine } from "./_machine.ts";
-import { SITE_BEGIN, SITE_END } from "./_report.ts";
+import { errorNotesMarkdown, SITE_BEGIN, SITE_END } from "./_report.ts";
 
 /** Connections wrk holds: the issue's `wrk -c32`. */
 export const SITE_CONNECTIONS = 32;
@@ -408,17 +408,7 @@ Per-round figures (req/s):
 \`\`\`text
 ${report.rows.map((r) => `  ${r.scenario}: ${r.rounds.map((x) => Math.round(x)).join(", ")}`).join("\n")}
 \`\`\`
-${
-    report.errorNotes.length
-      ? `
-Rounds with errors, as wrk reported them:
-
-\`\`\`text
-${report.errorNotes.join("\n")}
-\`\`\`
-`
-      : ""
-  }
+${errorNotesMarkdown(report.errorNotes)}
 ${SITE_END}
 `;
 }
