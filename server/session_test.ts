@@ -2,6 +2,7 @@
 // injected clock), and both stores (the SQLite one's own tests are sqlite_session_store_test.ts), and
 // sessions() without a store in a process with no permission.
 import assert from "node:assert/strict";
+import { runDenoScript } from "../tests/fixtures/deno_script.ts";
 import { createContext } from "./context.ts";
 import {
   DEFAULT_ABSOLUTE_TIMEOUT_MS,
@@ -359,18 +360,9 @@ Deno.test({
       const second = await visit(first.cookie.split(";")[0]);
       console.log(JSON.stringify([first.seen ?? null, second.seen]));
     `;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-prompt", "--quiet", "--no-config", "-"],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(script));
-    await writer.close();
-    const { code, stdout, stderr } = await child.output();
-    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    const { code, stdout, stderr } = await runDenoScript(["--no-prompt", "--quiet", "--no-config"], script);
+    assert.equal(code, 0, stderr);
     // The second visit found what the first stored: a working store, in this process's memory.
-    assert.deepEqual(JSON.parse(new TextDecoder().decode(stdout)), [null, "ada"]);
+    assert.deepEqual(JSON.parse(stdout), [null, "ada"]);
   },
 });

@@ -2,6 +2,7 @@
 // one waits on a lock), a stuck Worker is replaced, a failed open is every call's answer, and it runs with
 // read and write on its folder only. Persistence and the middleware end to end are session_test.ts.
 import assert from "node:assert/strict";
+import { runDenoScript } from "../tests/fixtures/deno_script.ts";
 import { DatabaseSync } from "node:sqlite";
 import { SqliteSessionStore } from "./sqlite_session_store.ts";
 
@@ -109,27 +110,13 @@ Deno.test({
           console.log(err.name);
         }
       `;
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--no-prompt",
-          "--quiet",
-          "--no-config",
-          `--allow-read=${dir}`,
-          `--allow-write=${dir}`,
-          "-",
-        ],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const writer = child.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(script));
-      await writer.close();
-      const { code, stdout, stderr } = await child.output();
-      assert.equal(code, 0, new TextDecoder().decode(stderr));
+      const { code, stdout, stderr } = await runDenoScript(
+        ["--no-prompt", "--quiet", "--no-config", `--allow-read=${dir}`, `--allow-write=${dir}`],
+        script,
+      );
+      assert.equal(code, 0, stderr);
       // The store worked, and the process could not have read its source.
-      assert.deepEqual(new TextDecoder().decode(stdout).trim().split("\n"), ["ada", "NotCapable"]);
+      assert.deepEqual(stdout.trim().split("\n"), ["ada", "NotCapable"]);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

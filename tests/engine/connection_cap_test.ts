@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { answers, RawConnection, start } from "../fixtures/raw_http.ts";
 import { captureErrors, logLines } from "../fixtures/console.ts";
+import { runDenoScript } from "../fixtures/deno_script.ts";
 import { upgradeWebSocket } from "../../server/websocket.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -41,18 +42,9 @@ async function limitsUnder(permissions: string[]): Promise<{ limit: number | nul
   const serveTs = new URL("../../server/serve.ts", import.meta.url).href;
   const script = `import { defaultMaxConnections, fileLimit } from "${serveTs}";
     console.log(JSON.stringify({ limit: fileLimit(), cap: defaultMaxConnections() }));`;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissions, "-"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = out.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(script));
-  await writer.close();
-  const { success, stdout, stderr } = await out.output();
-  assert.ok(success, new TextDecoder().decode(stderr));
-  return JSON.parse(new TextDecoder().decode(stdout));
+  const { code, stdout, stderr } = await runDenoScript(permissions, script);
+  assert.equal(code, 0, stderr);
+  return JSON.parse(stdout);
 }
 
 Deno.test("the default cap is 90 % of the file limit under -A, of 65,536 when scoped permissions hide it", async () => {
