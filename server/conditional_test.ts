@@ -15,6 +15,7 @@ import {
   parseRange,
   type Representation,
 } from "./conditional.ts";
+import { ENCODING_CASES } from "../tests/fixtures/encoding_cases.ts";
 
 /** A test that proves its subject touches nothing: no permission is granted. */
 function pure(name: string, fn: () => void) {
@@ -313,29 +314,9 @@ pure("parseRange() gives one range, unsatisfiable, or the whole representation",
 
 pure("negotiateEncoding() picks by q, then by the server's order; q=0 refuses; * covers the rest", () => {
   const available = ["br", "gzip"] as const;
-  const table: [string | null, string | null][] = [
-    [null, null],
-    ["", null],
-    ["gzip", "gzip"],
-    ["br", "br"],
-    ["gzip, br", "br"],
-    ["br;q=0, gzip", "gzip"],
-    ["br;q=0.5, gzip;q=0.8", "gzip"],
-    ["br; q=0.8, gzip;Q=0.8", "br"],
-    ["gzip;q=0", null],
-    ["gzip;q=0, br;q=0", null],
-    ["*", "br"],
-    ["*;q=0", null],
-    ["*, br;q=0", "gzip"],
-    ["identity", null],
-    ["x-gzip", "gzip"],
-    ["x-gzip, gzip;q=0", null],
-    ["gzip;q=0.2, x-gzip", "gzip"],
-    ["GZIP", "gzip"],
-    ["deflate", null],
-    ["gzip;q=abc", "gzip"], // a q that is not a number is not read: the default 1 stays
-  ];
-  for (const [value, want] of table) assert.equal(negotiateEncoding(value, available), want, String(value));
+  for (const [value, want] of ENCODING_CASES) {
+    assert.equal(negotiateEncoding(value, available), want, String(value));
+  }
   assert.equal(negotiateEncoding("gzip, br", ["gzip", "br"]), "gzip", "a tie goes to the server's first");
   assert.equal(negotiateEncoding("gzip", []), null);
 });

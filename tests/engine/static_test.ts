@@ -6,6 +6,7 @@ import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from "
 import { decodePathOnce, isInside, resolveSafePath } from "../../server/safe_path.ts";
 import { type SecurityEvent, serveStatic, staticFiles, type StaticOptions } from "../../server/static.ts";
 import { makeSiteFixture, rawRequest, requestText, SECRET_MARKER } from "../fixtures/static_fixture.ts";
+import { ENCODING_CASES } from "../fixtures/encoding_cases.ts";
 
 const dec = new TextDecoder();
 const LOOPBACK = { transport: "tcp" as const, hostname: "127.0.0.1", port: 1 };
@@ -527,24 +528,7 @@ Deno.test("serveStatic() negotiates gzip and brotli, honours q=0, and never comp
   const site = await startSite();
   try {
     const css = CSS_4K;
-    const table: [string | null, string | null][] = [
-      [null, null],
-      ["gzip", "gzip"],
-      ["br", "br"],
-      ["gzip, br", "br"],
-      ["br;q=0, gzip", "gzip"],
-      ["br;q=0.5, gzip;q=0.8", "gzip"],
-      ["gzip;q=0", null],
-      ["gzip;q=0, br;q=0", null],
-      ["*", "br"],
-      ["*;q=0", null],
-      ["*, br;q=0", "gzip"],
-      ["identity", null],
-      ["x-gzip", "gzip"],
-      ["GZIP", "gzip"],
-      ["deflate", null],
-    ];
-    for (const [accept, encoding] of table) {
+    for (const [accept, encoding] of ENCODING_CASES) {
       const res = await get(site, "/big.css", accept === null ? {} : { "accept-encoding": accept });
       assert.equal(res.status, 200, String(accept));
       assert.equal(res.headers.get("content-encoding"), encoding, String(accept));
