@@ -15,6 +15,7 @@ import {
   Utf8Validator,
   writeFrameHead,
 } from "./websocket_frames.ts";
+import { joinBytes } from "../tests/fixtures/bytes.ts";
 
 const KEY = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -31,16 +32,6 @@ function frame(
     rsv1: options.rsv1,
     mask: options.masked === false ? null : KEY,
   });
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** A plain summary of an event, its bytes copied (views die with the next feed). */
@@ -147,7 +138,7 @@ Deno.test("FrameParser fails with 1002 on reserved bits and reserved opcodes", (
     binary: true,
     data: [1],
   }]);
-  const rsvOnContinuation = concat(
+  const rsvOnContinuation = joinBytes(
     frame(Opcode.Text, "a", { fin: false, rsv1: true }),
     frame(Opcode.Continuation, "b", { rsv1: true }),
   );
@@ -169,7 +160,7 @@ Deno.test("FrameParser: control frames are at most 125 bytes and never fragmente
 });
 
 Deno.test("FrameParser reassembles fragments, with control frames between them", () => {
-  const bytes = concat(
+  const bytes = joinBytes(
     frame(Opcode.Text, "Hel", { fin: false }),
     frame(Opcode.Ping, "p"),
     frame(Opcode.Continuation, "lo, ", { fin: false }),
@@ -188,11 +179,11 @@ Deno.test("FrameParser reassembles fragments, with control frames between them",
 
 Deno.test("FrameParser fails with 1002 on a continuation outside a message and a new message inside one", () => {
   assert.deepEqual(parse(frame(Opcode.Continuation, "x")), [{ type: "error", code: 1002 }]);
-  assert.deepEqual(parse(concat(frame(Opcode.Text, "a", { fin: false }), frame(Opcode.Text, "b"))), [{
+  assert.deepEqual(parse(joinBytes(frame(Opcode.Text, "a", { fin: false }), frame(Opcode.Text, "b"))), [{
     type: "error",
     code: 1002,
   }]);
-  assert.deepEqual(parse(concat(frame(Opcode.Text, "a", { fin: false }), frame(Opcode.Binary, "b"))), [{
+  assert.deepEqual(parse(joinBytes(frame(Opcode.Text, "a", { fin: false }), frame(Opcode.Binary, "b"))), [{
     type: "error",
     code: 1002,
   }]);
@@ -202,7 +193,7 @@ Deno.test("FrameParser validates UTF-8 across fragments and fails early with 100
   // "κόσμε" split inside its characters.
   const bytes = utf8("κόσμε");
   assert.deepEqual(
-    parse(concat(
+    parse(joinBytes(
       frame(Opcode.Text, bytes.subarray(0, 1), { fin: false }),
       frame(Opcode.Continuation, bytes.subarray(1, 6), { fin: false }),
       frame(Opcode.Continuation, bytes.subarray(6)),
@@ -274,7 +265,7 @@ Deno.test("FrameParser checks close frames: code, reason, length", () => {
     code: 1007,
   }]);
   // Nothing after a close frame is read.
-  assert.deepEqual(parse(concat(frame(Opcode.Close, ""), frame(Opcode.Text, "late"))), [{
+  assert.deepEqual(parse(joinBytes(frame(Opcode.Close, ""), frame(Opcode.Text, "late"))), [{
     type: "close",
     code: 1005,
     reason: "",
@@ -290,7 +281,7 @@ Deno.test("FrameParser fails with 1009 over the frame and message limits, before
     type: "error",
     code: 1009,
   }]);
-  const fragments = concat(
+  const fragments = joinBytes(
     frame(Opcode.Binary, new Uint8Array(600), { fin: false }),
     frame(Opcode.Continuation, new Uint8Array(401)),
   );
@@ -333,7 +324,7 @@ Deno.test("writeFrameHead() uses the shortest length form and the server's frame
     assert.equal(head[1] & 0x80, 0);
   }
   // Read back by a client-side parser.
-  const out = concat(
+  const out = joinBytes(
     encodeFrame(Opcode.Text, utf8("hello")),
     encodeFrame(Opcode.Binary, new Uint8Array(70000).fill(9)),
     encodeFrame(Opcode.Close, closePayload(1001, "going")),
